@@ -1,0 +1,60 @@
+//! The admin listener: liveness and readiness for orchestrators.
+//!
+//! Readiness is what a Kubernetes Service uses to route traffic, so it says
+//! no whenever the proxy would refuse cancelAll for its own reasons: keys not
+//! loaded, the audit file not writable, or shutdown under way.
+
+use std::sync::Arc;
+
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::proxy::Proxy;
+use crate::upstream::{Body, full_body};
+
+/// Answers one admin request.
+pub fn handle<B>(proxy: &Arc<Proxy>, request: &Request<B>) -> Response<Body> {
+    if request.method() != Method::GET {
+        return json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"status": "method not allowed"}));
+    }
+    match request.uri().path() {
+        "/healthz" => json_response(StatusCode::OK, json!({"status": "ok"})),
+        "/readyz" => {
+            let reasons = not_ready_reasons(proxy);
+            if reasons.is_empty() {
+                json_response(StatusCode::OK, json!({"status": "ready"}))
+            } else {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"status": "not ready", "reasons": reasons}),
+                )
+            }
+        }
+        _ => json_response(StatusCode::NOT_FOUND, json!({"status": "not found"})),
+    }
+}
+
+/// Why the proxy cannot serve cancelAll right now; empty when it can.
+pub fn not_ready_reasons(proxy: &Proxy) -> Vec<&'static str> {
+    let mut reasons = Vec::new();
+    if !proxy.verifier.keys().is_loaded() {
+        reasons.push("signing keys not loaded");
+    }
+    if !proxy.audit.is_healthy() {
+        reasons.push("audit file not writable");
+    }
+    if proxy.is_draining() {
+        reasons.push("shutting down");
+    }
+    reasons
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(full_body(body.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

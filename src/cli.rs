@@ -1,0 +1,175 @@
+//! The command line: `run`, `check`, `demo` and `audit verify`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::audit::verify;
+use crate::auth::keys::KeySet;
+use crate::config::{Config, KeySource};
+use crate::server::{Server, shutdown_signal};
+
+/// cancelguard: a guard in front of Microsoft Graph's cancelAll action.
+#[derive(Debug, Parser)]
+#[command(name = "cancelguard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        /// Configuration file.
+        #[arg(long, env = "CANCELGUARD_CONFIG", default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and print what it sets up.
+    Check {
+        /// Configuration file.
+        #[arg(long, env = "CANCELGUARD_CONFIG", default_value = "proxy.toml")]
+        config: PathBuf,
+    },
+    /// Run a self-contained local demo: stand-in Graph, local issuer, tokens.
+    Demo,
+    /// Work with audit files.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check an audit file's hash chain. Exit 0 intact, 1 broken, 2 unreadable.
+    Verify {
+        /// The audit file.
+        path: PathBuf,
+    },
+}
+
+/// Parses arguments and runs the chosen command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => check(&config),
+        Command::Demo => demo(),
+        Command::Audit {
+            command: AuditCommand::Verify { path },
+        } => audit_verify(&path),
+    }
+}
+
+fn run(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    init_logging(&config.log.level, config.log.json);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    block_on(async move {
+        let server = Server::bind(config).await?;
+        server.serve(shutdown_signal()).await
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    if let KeySource::File(file) = &config.auth.keys {
+        let parsed = std::fs::read(file)
+            .map_err(|e| format!("{}: cannot read: {e}", file.display()))
+            .and_then(|doc| KeySet::parse(&doc).map_err(|e| format!("{}: {e}", file.display())));
+        if let Err(message) = parsed {
+            return fail(&message);
+        }
+    }
+
+    let keys = match &config.auth.keys {
+        KeySource::File(file) => format!("file {}", file.display()),
+        KeySource::Url(url) => format!("url {url}"),
+    };
+    let tenants = if config.auth.tenants.is_empty() {
+        "any".to_string()
+    } else {
+        config.auth.tenants.join(", ")
+    };
+    println!("{}: ok", path.display());
+    println!("  listen        {}", config.server.listen);
+    println!("  admin         {}", config.server.admin_listen);
+    println!("  upstream      {}", config.upstream.url);
+    println!("  keys          {keys}");
+    println!("  tenants       {tenants}");
+    println!("  policy        {} rules, {}", config.policy.len(), config.policy.mode().as_str());
+    println!("  audit         {} (sync {:?})", config.audit.file.display(), config.audit.sync);
+    for warning in &config.warnings {
+        println!("warning: {warning}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn demo() -> ExitCode {
+    init_logging("info", false);
+    block_on(crate::demo::run())
+}
+
+fn audit_verify(path: &Path) -> ExitCode {
+    match verify::verify_file(path) {
+        Err(error) => {
+            eprintln!("cancelguard: {}: cannot read: {error}", path.display());
+            ExitCode::from(2)
+        }
+        Ok(report) => match report.problem {
+            None => {
+                println!("{}: ok, {} records verified", path.display(), report.records);
+                ExitCode::SUCCESS
+            }
+            Some(problem) => {
+                println!(
+                    "{}:{}: {} ({} records verified before it)",
+                    path.display(),
+                    problem.line,
+                    problem.fault,
+                    report.records
+                );
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the runtime: {error}")),
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&format!("{error:#}")),
+    }
+}
+
+/// Logs go to stderr, so stdout stays free for the audit stream.
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("cancelguard: {error}");
+    ExitCode::FAILURE
+}

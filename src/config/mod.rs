@@ -1,0 +1,418 @@
+//! Configuration: `proxy.toml` plus `CANCELGUARD__SECTION__KEY` overrides,
+//! read into [`raw`] types and checked into [`Config`].
+//!
+//! Everything a request needs later is parsed here once (addresses, URLs,
+//! durations, algorithms, the compiled allowlist), so the hot path never
+//! parses or copies configuration. Relative paths in the file are taken
+//! relative to the folder that holds the file.
+
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ::config::{Environment, File, FileFormat};
+use http::Uri;
+use jsonwebtoken::Algorithm;
+
+use crate::policy::{Mode, Policy};
+use raw::RawConfig;
+
+/// Environment variables that override keys start with this, followed by
+/// `__SECTION__KEY`.
+pub const ENV_PREFIX: &str = "CANCELGUARD";
+
+/// The longest clock leeway accepted: more would let expired tokens live on.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// A configuration problem, named by file and key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+/// The checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub auth: AuthConfig,
+    pub policy: Policy,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+    /// Non-fatal remarks for `check` and the startup log.
+    pub warnings: Vec<String>,
+}
+
+/// `[server]`, checked.
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub shutdown_grace: Duration,
+}
+
+/// `[upstream]`, checked.
+#[derive(Debug)]
+pub struct UpstreamConfig {
+    /// Scheme and authority only; the path is always built by the proxy.
+    pub url: Uri,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where signing keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    File(PathBuf),
+    Url(Uri),
+}
+
+/// `[auth]`, checked.
+#[derive(Debug)]
+pub struct AuthConfig {
+    pub keys: KeySource,
+    pub jwks_refresh: Duration,
+    pub issuers: Vec<String>,
+    pub audiences: Vec<String>,
+    /// Lowercased tenant ids; empty means any tenant.
+    pub tenants: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway: Duration,
+    pub required_scopes: Vec<String>,
+    pub max_token_bytes: usize,
+}
+
+/// How hard the audit writer pushes records to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// One fsync shared by every record written together (group commit).
+    Batch,
+    /// One fsync per record.
+    Always,
+    /// No fsync; the OS decides. For tests and throwaway setups.
+    None,
+}
+
+/// `[audit]`, checked.
+#[derive(Debug)]
+pub struct AuditConfig {
+    pub file: PathBuf,
+    pub sync: SyncMode,
+    pub stdout: bool,
+}
+
+/// `[log]`, checked.
+#[derive(Debug)]
+pub struct LogConfig {
+    pub level: String,
+    pub json: bool,
+}
+
+impl Config {
+    /// Reads `path`, applies environment overrides and checks the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let err = |key: &str, message: String| ConfigError {
+            file: file.clone(),
+            key: key.into(),
+            message,
+        };
+
+        if !path.is_file() {
+            return Err(err("-", "no such file".into()));
+        }
+        let env = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("auth.issuers")
+            .with_list_parse_key("auth.audiences")
+            .with_list_parse_key("auth.tenants")
+            .with_list_parse_key("auth.algorithms")
+            .with_list_parse_key("auth.required_scopes")
+            .try_parsing(true);
+        let raw: RawConfig = ::config::Config::builder()
+            .add_source(File::from(path).format(FileFormat::Toml))
+            .add_source(env)
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| err("-", e.to_string()))?;
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_raw(raw, base).map_err(|(key, message)| err(key, message))
+    }
+
+    /// Checks a raw configuration; relative paths are joined to `base`.
+    pub fn from_raw(
+        raw: RawConfig,
+        base: &Path,
+    ) -> Result<Self, (&'static str, String)> {
+        let mut warnings = Vec::new();
+        let resolve = |p: &str| base.join(p);
+
+        let server = ServerConfig {
+            listen: addr("server.listen", &raw.server.listen)?,
+            admin_listen: addr("server.admin_listen", &raw.server.admin_listen)?,
+            shutdown_grace: duration(
+                "server.shutdown_grace",
+                &raw.server.shutdown_grace,
+            )?,
+        };
+        if server.listen == server.admin_listen {
+            return Err((
+                "server.admin_listen",
+                "must differ from server.listen".into(),
+            ));
+        }
+
+        let upstream = check_upstream(&raw.upstream, &mut warnings)?;
+        let upstream = UpstreamConfig {
+            ca_file: raw.upstream.ca_file.as_deref().map(resolve),
+            ..upstream
+        };
+
+        let auth = check_auth(&raw.auth, base, &mut warnings)?;
+
+        let policy = Policy::compile(&raw.policy.rules)?;
+        let mode = match raw.policy.mode.as_str() {
+            "enforce" => Mode::Enforce,
+            "dry-run" => {
+                warnings.push(
+                    "policy.mode is dry-run: denied calls are forwarded".into(),
+                );
+                Mode::DryRun
+            }
+            other => {
+                return Err((
+                    "policy.mode",
+                    format!("'{other}' is not one of enforce, dry-run"),
+                ));
+            }
+        };
+        let policy = policy.with_mode(mode);
+        if !policy.has_allow_rule() {
+            warnings.push(
+                "policy.rules has no allow rule: every cancelAll is denied".into(),
+            );
+        }
+
+        let sync = match raw.audit.sync.as_str() {
+            "batch" => SyncMode::Batch,
+            "always" => SyncMode::Always,
+            "none" => {
+                warnings.push(
+                    "audit.sync is none: records may be lost on power failure"
+                        .into(),
+                );
+                SyncMode::None
+            }
+            other => {
+                return Err((
+                    "audit.sync",
+                    format!("'{other}' is not one of batch, always, none"),
+                ));
+            }
+        };
+        if raw.audit.file.trim().is_empty() {
+            return Err(("audit.file", "must name a file".into()));
+        }
+        let audit = AuditConfig {
+            file: resolve(&raw.audit.file),
+            sync,
+            stdout: raw.audit.stdout,
+        };
+
+        let json = match raw.log.format.as_str() {
+            "json" => true,
+            "text" => false,
+            other => {
+                return Err((
+                    "log.format",
+                    format!("'{other}' is not one of json, text"),
+                ));
+            }
+        };
+        tracing_subscriber::EnvFilter::try_new(&raw.log.level)
+            .map_err(|e| ("log.level", e.to_string()))?;
+        let log = LogConfig {
+            level: raw.log.level,
+            json,
+        };
+
+        Ok(Self {
+            server,
+            upstream,
+            auth,
+            policy,
+            audit,
+            log,
+            warnings,
+        })
+    }
+}
+
+fn check_upstream(
+    raw: &raw::RawUpstream,
+    warnings: &mut Vec<String>,
+) -> Result<UpstreamConfig, (&'static str, String)> {
+    let url: Uri = raw
+        .url
+        .parse()
+        .map_err(|e| ("upstream.url", format!("not a URL: {e}")))?;
+    match url.scheme_str() {
+        Some("https") => {}
+        Some("http") => warnings.push(format!(
+            "upstream.url {url} is plain http: tokens cross the wire \
+             unencrypted; use it only for loopback stand-ins"
+        )),
+        _ => {
+            return Err(("upstream.url", "must start with https://".into()));
+        }
+    }
+    if url.authority().is_none() {
+        return Err(("upstream.url", "must name a host".into()));
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err((
+            "upstream.url",
+            "must be scheme and host only: the proxy builds the path".into(),
+        ));
+    }
+    if raw.credential != "passthrough" {
+        return Err((
+            "upstream.credential",
+            format!(
+                "'{}' is not supported by this version; use passthrough",
+                raw.credential
+            ),
+        ));
+    }
+    if raw.forward_other_routes {
+        return Err((
+            "upstream.forward_other_routes",
+            "forwarding other routes is not supported by this version".into(),
+        ));
+    }
+    Ok(UpstreamConfig {
+        url,
+        timeout: duration("upstream.timeout", &raw.timeout)?,
+        connect_timeout: duration(
+            "upstream.connect_timeout",
+            &raw.connect_timeout,
+        )?,
+        ca_file: None,
+    })
+}
+
+fn check_auth(
+    raw: &raw::RawAuth,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<AuthConfig, (&'static str, String)> {
+    let keys = match (&raw.jwks_file, &raw.jwks_url) {
+        (Some(file), None) => KeySource::File(base.join(file)),
+        (None, Some(url)) => {
+            let uri: Uri = url
+                .parse()
+                .map_err(|e| ("auth.jwks_url", format!("not a URL: {e}")))?;
+            match uri.scheme_str() {
+                Some("https") => {}
+                Some("http") => warnings.push(format!(
+                    "auth.jwks_url {uri} is plain http: keys could be swapped \
+                     in transit; use it only for loopback stand-ins"
+                )),
+                _ => {
+                    return Err(("auth.jwks_url", "must start with https://".into()));
+                }
+            }
+            KeySource::Url(uri)
+        }
+        (Some(_), Some(_)) => {
+            return Err(("auth", "set jwks_url or jwks_file, not both".into()));
+        }
+        (None, None) => {
+            return Err(("auth", "set jwks_url or jwks_file".into()));
+        }
+    };
+
+    if raw.issuers.is_empty() {
+        return Err(("auth.issuers", "must list at least one issuer".into()));
+    }
+    if raw.audiences.is_empty() {
+        return Err(("auth.audiences", "must list at least one audience".into()));
+    }
+    if raw.tenants.is_empty() {
+        warnings.push(
+            "auth.tenants is empty: tokens from any tenant are accepted".into(),
+        );
+    }
+
+    let mut algorithms = Vec::new();
+    for name in &raw.algorithms {
+        let alg = match name.as_str() {
+            "RS256" => Algorithm::RS256,
+            "RS384" => Algorithm::RS384,
+            "RS512" => Algorithm::RS512,
+            "PS256" => Algorithm::PS256,
+            "PS384" => Algorithm::PS384,
+            "PS512" => Algorithm::PS512,
+            "ES256" => Algorithm::ES256,
+            "ES384" => Algorithm::ES384,
+            other => {
+                // HMAC would let anyone holding the public key mint tokens,
+                // and `none` needs no key at all.
+                return Err((
+                    "auth.algorithms",
+                    format!(
+                        "'{other}' is not allowed; use RS256, RS384, RS512, \
+                         PS256, PS384, PS512, ES256 or ES384"
+                    ),
+                ));
+            }
+        };
+        algorithms.push(alg);
+    }
+    if algorithms.is_empty() {
+        return Err(("auth.algorithms", "must list at least one".into()));
+    }
+
+    let leeway = duration("auth.leeway", &raw.leeway)?;
+    if leeway > MAX_LEEWAY {
+        return Err(("auth.leeway", "must be at most 5m".into()));
+    }
+    if raw.max_token_bytes < 256 {
+        return Err(("auth.max_token_bytes", "must be at least 256".into()));
+    }
+
+    Ok(AuthConfig {
+        keys,
+        jwks_refresh: duration("auth.jwks_refresh", &raw.jwks_refresh)?,
+        issuers: raw.issuers.clone(),
+        audiences: raw.audiences.clone(),
+        tenants: raw.tenants.iter().map(|t| t.to_ascii_lowercase()).collect(),
+        algorithms,
+        leeway,
+        required_scopes: raw.required_scopes.clone(),
+        max_token_bytes: raw.max_token_bytes,
+    })
+}
+
+fn addr(key: &'static str, value: &str) -> Result<SocketAddr, (&'static str, String)> {
+    value
+        .parse()
+        .map_err(|_| (key, format!("'{value}' is not an address like 127.0.0.1:8080")))
+}
+
+fn duration(key: &'static str, value: &str) -> Result<Duration, (&'static str, String)> {
+    humantime::parse_duration(value)
+        .map_err(|e| (key, format!("'{value}' is not a duration like \"30s\": {e}")))
+}
+
+#[cfg(test)]
+mod tests;

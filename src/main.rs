@@ -1,0 +1,5 @@
+//! The `cancelguard` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    cancelguard::cli::main()
+}

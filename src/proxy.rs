@@ -1,0 +1,254 @@
+//! The request pipeline: classify, check shape, authenticate, authorize,
+//! audit, forward, audit the outcome. Each step lives in its own module;
+//! this one only runs them in order and makes sure every end of a cancelAll
+//! attempt is audited.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::{Body as _, Incoming};
+use tracing::Instrument;
+
+use crate::audit::{Audit, Caller, Event, Record};
+use crate::auth::{self, Claims, Verified, Verifier};
+use crate::error::{ErrorIds, Rejection};
+use crate::policy::{Effect, Mode, Policy};
+use crate::route::{self, CancelAll, Route};
+use crate::shape::{self, Shape};
+use crate::upstream::{self, Body, CLIENT_REQUEST_ID, Upstream};
+
+/// Response header naming the audit record of a call.
+pub const AUDIT_ID_HEADER: &str = "x-cancelguard-audit-id";
+
+/// Longest audit `path` kept; the rest is cut to keep records bounded.
+const MAX_AUDIT_PATH: usize = 1024;
+
+/// Everything a request needs, built once and shared by reference.
+pub struct Proxy {
+    pub verifier: Verifier,
+    pub policy: Policy,
+    pub audit: Audit,
+    pub upstream: Upstream,
+    draining: AtomicBool,
+}
+
+/// One request's ids and origin, carried through the steps.
+struct Call {
+    audit_id: String,
+    client_request_id: String,
+    remote: SocketAddr,
+}
+
+impl Proxy {
+    /// Assembles the pipeline.
+    pub fn new(verifier: Verifier, policy: Policy, audit: Audit, upstream: Upstream) -> Self {
+        Self {
+            verifier,
+            policy,
+            audit,
+            upstream,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks the proxy as shutting down: new cancelAll calls get 503.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Serves one request; never fails, every error becomes a response.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+        let call = Call {
+            audit_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id: client_request_id(&request),
+            remote,
+        };
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            audit_id = %call.audit_id,
+        );
+
+        let mut response = async {
+            match route::classify(request.method(), request.uri()) {
+                Ok(Route::CancelAll(target)) => self.cancel_all(&call, request, target).await,
+                Ok(Route::Batch { .. } | Route::Other) => {
+                    tracing::debug!("route not served");
+                    self.reject(&call, Rejection::NotFound)
+                }
+                Err(error) => {
+                    let rejection = Rejection::Route(error);
+                    let mut record = self.record(&call, &request, Event::Decision);
+                    record.decision = Some(Effect::Deny.as_str());
+                    self.finish(&call, record, rejection).await
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+
+        if let Ok(value) = HeaderValue::from_str(&call.audit_id) {
+            response.headers_mut().insert(AUDIT_ID_HEADER, value);
+        }
+        response
+    }
+
+    async fn cancel_all(&self, call: &Call, request: Request<Incoming>, target: CancelAll) -> Response<Body> {
+        let mut record = self.record(call, &request, Event::Decision);
+        record.target = Some(target.request_id.clone());
+        record.decision = Some(Effect::Deny.as_str());
+        record.mode = Some(self.policy.mode().as_str());
+
+        if self.is_draining() {
+            return self.finish(call, record, Rejection::Draining).await;
+        }
+        let shape = Shape {
+            method: request.method(),
+            headers: request.headers(),
+            has_query: request.uri().query().is_some(),
+            body_is_empty: request.body().is_end_stream(),
+        };
+        if let Err(error) = shape::check(&shape) {
+            return self.finish(call, record, error.into()).await;
+        }
+
+        let verified = match self.authenticate(request.headers()) {
+            Ok(verified) => verified,
+            Err((error, unverified)) => {
+                record.unverified = unverified.as_ref().map(|c| caller(c, None));
+                return self.finish(call, record, error.into()).await;
+            }
+        };
+        record.caller = Some(caller(&verified.claims, Some(&verified.token_id)));
+
+        let decision = self.policy.decide(&verified.claims, &target.request_id);
+        record.decision = Some(decision.effect.as_str());
+        record.reason = Some(decision.reason.into());
+        record.rule = decision.rule.clone();
+        tracing::info!(
+            caller.app_id = verified.claims.app().unwrap_or("-"),
+            caller.oid = verified.claims.oid.as_deref().unwrap_or("-"),
+            target = %target.request_id,
+            decision = decision.effect.as_str(),
+            reason = decision.reason,
+            rule = decision.rule.as_deref().unwrap_or("-"),
+            "cancelAll decided"
+        );
+        if decision.effect == Effect::Deny && self.policy.mode() == Mode::Enforce {
+            let rejection = Rejection::Denied { reason: decision.reason };
+            return self.finish(call, record, rejection).await;
+        }
+
+        // Fail closed: nothing is forwarded unless its decision is durable.
+        if let Err(error) = self.audit.record_durable(record).await {
+            tracing::error!(%error, "decision not recorded; call refused");
+            return self.reject(call, error.into());
+        }
+
+        self.forward(call, &target, request.headers()).await
+    }
+
+    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Verified, (auth::AuthError, Option<Claims>)> {
+        let token = auth::bearer_token(headers).map_err(|e| (e, None))?;
+        self.verifier
+            .verify(token)
+            .map_err(|e| (e, auth::unverified_claims(token)))
+    }
+
+    async fn forward(&self, call: &Call, target: &CancelAll, headers: &http::HeaderMap) -> Response<Body> {
+        let started = Instant::now();
+        let result = self
+            .upstream
+            .post_empty(&target.canonical_path(), headers, &call.client_request_id)
+            .await;
+        let elapsed = started.elapsed().as_millis() as u64;
+
+        let mut outcome = Record::new(Event::Outcome, call.audit_id.clone());
+        outcome.client_request_id = Some(call.client_request_id.clone());
+        outcome.target = Some(target.request_id.clone());
+        outcome.upstream_ms = Some(elapsed);
+        match result {
+            Ok(response) => {
+                tracing::info!(upstream.status = response.status().as_u16(), latency_ms = elapsed, "cancelAll forwarded");
+                outcome.status = Some(response.status().as_u16());
+                self.audit.record(outcome).await;
+                upstream::relay(response)
+            }
+            Err(error) => {
+                tracing::warn!(%error, latency_ms = elapsed, "upstream call failed");
+                let rejection = Rejection::Upstream(error);
+                outcome.status = Some(rejection.status().as_u16());
+                outcome.reason = Some(rejection.reason().into());
+                self.audit.record(outcome).await;
+                self.reject(call, rejection)
+            }
+        }
+    }
+
+    /// Records a refused attempt and answers it. A failed audit write does
+    /// not change the answer: nothing is forwarded either way.
+    async fn finish(&self, call: &Call, mut record: Record, rejection: Rejection) -> Response<Body> {
+        record.status = Some(rejection.status().as_u16());
+        record.reason = Some(rejection.reason().into());
+        tracing::info!(status = rejection.status().as_u16(), reason = rejection.reason(), "cancelAll refused");
+        if let Err(error) = self.audit.record_durable(record).await {
+            tracing::error!(%error, "refusal not recorded");
+        }
+        self.reject(call, rejection)
+    }
+
+    fn reject(&self, call: &Call, rejection: Rejection) -> Response<Body> {
+        rejection.to_response(&ErrorIds {
+            audit_id: &call.audit_id,
+            client_request_id: &call.client_request_id,
+        })
+    }
+
+    fn record(&self, call: &Call, request: &Request<Incoming>, event: Event) -> Record {
+        let mut path = request.uri().path().to_owned();
+        if path.len() > MAX_AUDIT_PATH {
+            let mut cut = MAX_AUDIT_PATH;
+            while !path.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            path.truncate(cut);
+        }
+        let mut record = Record::new(event, call.audit_id.clone());
+        record.client_request_id = Some(call.client_request_id.clone());
+        record.remote_addr = Some(call.remote.to_string());
+        record.method = Some(request.method().to_string());
+        record.path = Some(path);
+        record
+    }
+}
+
+/// The caller's `client-request-id` if it is a sane token, else a new one.
+fn client_request_id<B>(request: &Request<B>) -> String {
+    request
+        .headers()
+        .get(CLIENT_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .filter(|v| v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn caller(claims: &Claims, token_id: Option<&str>) -> Caller {
+    Caller {
+        tid: claims.tid.clone(),
+        oid: claims.oid.clone(),
+        upn: claims.user_name().map(str::to_owned),
+        app: claims.app().map(str::to_owned),
+        token_id: token_id.map(str::to_owned),
+    }
+}

@@ -16,7 +16,10 @@ use crate::upstream::{Body, full_body};
 /// Answers one admin request.
 pub fn handle<B>(proxy: &Arc<Proxy>, request: &Request<B>) -> Response<Body> {
     if request.method() != Method::GET {
-        return json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"status": "method not allowed"}));
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"status": "method not allowed"}),
+        );
     }
     match request.uri().path() {
         "/healthz" => json_response(StatusCode::OK, json!({"status": "ok"})),

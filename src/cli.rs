@@ -107,8 +107,16 @@ fn check(path: &Path) -> ExitCode {
     println!("  upstream      {}", config.upstream.url);
     println!("  keys          {keys}");
     println!("  tenants       {tenants}");
-    println!("  policy        {} rules, {}", config.policy.len(), config.policy.mode().as_str());
-    println!("  audit         {} (sync {:?})", config.audit.file.display(), config.audit.sync);
+    println!(
+        "  policy        {} rules, {}",
+        config.policy.len(),
+        config.policy.mode().as_str()
+    );
+    println!(
+        "  audit         {} (sync {:?})",
+        config.audit.file.display(),
+        config.audit.sync
+    );
     for warning in &config.warnings {
         println!("warning: {warning}");
     }
@@ -128,7 +136,11 @@ fn audit_verify(path: &Path) -> ExitCode {
         }
         Ok(report) => match report.problem {
             None => {
-                println!("{}: ok, {} records verified", path.display(), report.records);
+                println!(
+                    "{}: ok, {} records verified",
+                    path.display(),
+                    report.records
+                );
                 ExitCode::SUCCESS
             }
             Some(problem) => {
@@ -161,7 +173,9 @@ fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -49,8 +49,8 @@ impl Issuer {
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref()));
         let key = EncodingKey::from_rsa_pem(pem.as_bytes()).context("loading the RSA key")?;
 
-        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256)
-            .context("deriving the public JWK")?;
+        let mut jwk =
+            Jwk::from_encoding_key(&key, Algorithm::RS256).context("deriving the public JWK")?;
         jwk.common.key_id = Some(kid.into());
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
         Ok(Self {
@@ -74,7 +74,12 @@ impl Issuer {
 
     /// Claims of a delegated Graph token for a user of [`DEMO_TENANT`],
     /// valid for `lifetime` from now.
-    pub fn user_claims(upn: &str, oid: &str, wids: &[&str], lifetime: Duration) -> serde_json::Value {
+    pub fn user_claims(
+        upn: &str,
+        oid: &str,
+        wids: &[&str],
+        lifetime: Duration,
+    ) -> serde_json::Value {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("the clock is after 1970")
@@ -101,7 +106,9 @@ pub async fn run() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("cancelguard-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
-    let graph = TcpListener::bind("127.0.0.1:0").await.context("binding the stand-in Graph")?;
+    let graph = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the stand-in Graph")?;
     let graph_addr = graph.local_addr()?;
     tokio::spawn(serve_stand_in(graph));
 
@@ -171,7 +178,14 @@ format = "text"
     )
 }
 
-fn print_instructions(dir: &Path, audit: &PathBuf, listen: SocketAddr, admin: SocketAddr, alice: &str, bob: &str) {
+fn print_instructions(
+    dir: &Path,
+    audit: &Path,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    alice: &str,
+    bob: &str,
+) {
     let url = format!(
         "http://{listen}/beta/identityGovernance/permissionsManagement/\
          scheduledPermissionsRequests/7c1f0c2e-5b8a-4d5e-9f00-demo00000001/cancelAll"
@@ -204,7 +218,9 @@ Press Ctrl-C to stop.
 async fn free_port(preferred: u16) -> anyhow::Result<SocketAddr> {
     let listener = match TcpListener::bind(("127.0.0.1", preferred)).await {
         Ok(listener) => listener,
-        Err(_) => TcpListener::bind("127.0.0.1:0").await.context("finding a free port")?,
+        Err(_) => TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("finding a free port")?,
     };
     Ok(listener.local_addr()?)
 }
@@ -226,10 +242,16 @@ async fn serve_stand_in(listener: TcpListener) {
 fn stand_in_answer(request: &Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
     let is_cancel = request.method() == Method::POST
-        && path.starts_with("/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/")
+        && path.starts_with(
+            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/",
+        )
         && path.ends_with("/cancelAll");
     println!("stand-in Graph received {} {path}", request.method());
     let mut response = Response::new(empty_body());
-    *response.status_mut() = if is_cancel { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND };
+    *response.status_mut() = if is_cancel {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    };
     response
 }

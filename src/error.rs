@@ -50,9 +50,7 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::Route(_) => StatusCode::BAD_REQUEST,
-            Rejection::Shape(ShapeError::MethodNotAllowed) => {
-                StatusCode::METHOD_NOT_ALLOWED
-            }
+            Rejection::Shape(ShapeError::MethodNotAllowed) => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::Shape(_) => StatusCode::BAD_REQUEST,
             Rejection::Auth(AuthError::KeysNotLoaded) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Auth(_) => StatusCode::UNAUTHORIZED,

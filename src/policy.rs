@@ -202,19 +202,19 @@ impl Rule {
             && field(&self.users, users.into_iter().flatten())
             && field(&self.groups, claims.groups.iter().map(String::as_str))
             && field(&self.apps, apps.into_iter().flatten())
-            && (self.roles.is_empty()
-                || claims.roles.iter().any(|r| self.roles.contains(r)))
-            && field(&self.directory_roles, claims.wids.iter().map(String::as_str))
-            && (self.requests.is_empty()
-                || self.requests.iter().any(|p| wildcard(p, request_id)))
+            && (self.roles.is_empty() || claims.roles.iter().any(|r| self.roles.contains(r)))
+            && field(
+                &self.directory_roles,
+                claims.wids.iter().map(String::as_str),
+            )
+            && (self.requests.is_empty() || self.requests.iter().any(|p| wildcard(p, request_id)))
     }
 }
 
 /// An empty field matches anything; otherwise some claim value must equal
 /// some entry, without regard to case (entries are stored lowercased).
 fn field<'a>(entries: &[String], mut values: impl Iterator<Item = &'a str>) -> bool {
-    entries.is_empty()
-        || values.any(|v| entries.iter().any(|e| e.eq_ignore_ascii_case(v)))
+    entries.is_empty() || values.any(|v| entries.iter().any(|e| e.eq_ignore_ascii_case(v)))
 }
 
 fn lowercase(values: &[String]) -> Vec<String> {

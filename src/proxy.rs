@@ -65,7 +65,11 @@ impl Proxy {
     }
 
     /// Serves one request; never fails, every error becomes a response.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> Response<Body> {
         let call = Call {
             audit_id: uuid::Uuid::new_v4().to_string(),
             client_request_id: client_request_id(&request),
@@ -102,7 +106,12 @@ impl Proxy {
         response
     }
 
-    async fn cancel_all(&self, call: &Call, request: Request<Incoming>, target: CancelAll) -> Response<Body> {
+    async fn cancel_all(
+        &self,
+        call: &Call,
+        request: Request<Incoming>,
+        target: CancelAll,
+    ) -> Response<Body> {
         let mut record = self.record(call, &request, Event::Decision);
         record.target = Some(target.request_id.clone());
         record.decision = Some(Effect::Deny.as_str());
@@ -144,7 +153,9 @@ impl Proxy {
             "cancelAll decided"
         );
         if decision.effect == Effect::Deny && self.policy.mode() == Mode::Enforce {
-            let rejection = Rejection::Denied { reason: decision.reason };
+            let rejection = Rejection::Denied {
+                reason: decision.reason,
+            };
             return self.finish(call, record, rejection).await;
         }
 
@@ -157,14 +168,22 @@ impl Proxy {
         self.forward(call, &target, request.headers()).await
     }
 
-    fn authenticate(&self, headers: &http::HeaderMap) -> Result<Verified, (auth::AuthError, Option<Claims>)> {
+    fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Verified, (auth::AuthError, Option<Box<Claims>>)> {
         let token = auth::bearer_token(headers).map_err(|e| (e, None))?;
         self.verifier
             .verify(token)
-            .map_err(|e| (e, auth::unverified_claims(token)))
+            .map_err(|e| (e, auth::unverified_claims(token).map(Box::new)))
     }
 
-    async fn forward(&self, call: &Call, target: &CancelAll, headers: &http::HeaderMap) -> Response<Body> {
+    async fn forward(
+        &self,
+        call: &Call,
+        target: &CancelAll,
+        headers: &http::HeaderMap,
+    ) -> Response<Body> {
         let started = Instant::now();
         let result = self
             .upstream
@@ -178,7 +197,11 @@ impl Proxy {
         outcome.upstream_ms = Some(elapsed);
         match result {
             Ok(response) => {
-                tracing::info!(upstream.status = response.status().as_u16(), latency_ms = elapsed, "cancelAll forwarded");
+                tracing::info!(
+                    upstream.status = response.status().as_u16(),
+                    latency_ms = elapsed,
+                    "cancelAll forwarded"
+                );
                 outcome.status = Some(response.status().as_u16());
                 self.audit.record(outcome).await;
                 upstream::relay(response)
@@ -196,10 +219,19 @@ impl Proxy {
 
     /// Records a refused attempt and answers it. A failed audit write does
     /// not change the answer: nothing is forwarded either way.
-    async fn finish(&self, call: &Call, mut record: Record, rejection: Rejection) -> Response<Body> {
+    async fn finish(
+        &self,
+        call: &Call,
+        mut record: Record,
+        rejection: Rejection,
+    ) -> Response<Body> {
         record.status = Some(rejection.status().as_u16());
         record.reason = Some(rejection.reason().into());
-        tracing::info!(status = rejection.status().as_u16(), reason = rejection.reason(), "cancelAll refused");
+        tracing::info!(
+            status = rejection.status().as_u16(),
+            reason = rejection.reason(),
+            "cancelAll refused"
+        );
         if let Err(error) = self.audit.record_durable(record).await {
             tracing::error!(%error, "refusal not recorded");
         }

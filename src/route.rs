@@ -132,8 +132,7 @@ fn decode(path: &str) -> Result<String, RouteError> {
         let decoded = if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(RouteError::BadEscape)?;
             let hex = std::str::from_utf8(hex).map_err(|_| RouteError::BadEscape)?;
-            let value =
-                u8::from_str_radix(hex, 16).map_err(|_| RouteError::BadEscape)?;
+            let value = u8::from_str_radix(hex, 16).map_err(|_| RouteError::BadEscape)?;
             // An escaped delimiter would be a second segment boundary only
             // some parsers see; an escaped '%' is double encoding.
             if matches!(value, b'/' | b'\\' | b'%') {
@@ -161,10 +160,10 @@ fn classify_segments(segments: &[&str]) -> Result<Route, RouteError> {
         return Ok(Route::Other);
     };
 
-    if let [single] = rest {
-        if single.eq_ignore_ascii_case("$batch") {
-            return Ok(Route::Batch { version });
-        }
+    if let [single] = rest
+        && single.eq_ignore_ascii_case("$batch")
+    {
+        return Ok(Route::Batch { version });
     }
 
     // The action lives at `identityGovernance/permissionsManagement/...` and,
@@ -218,9 +217,7 @@ fn keyed_id(segment: &str) -> Option<&str> {
 fn is_cancel_all(action: &str) -> bool {
     const NAMESPACE: &str = "microsoft.graph.";
     let action = match action.get(..NAMESPACE.len()) {
-        Some(head) if head.eq_ignore_ascii_case(NAMESPACE) => {
-            &action[NAMESPACE.len()..]
-        }
+        Some(head) if head.eq_ignore_ascii_case(NAMESPACE) => &action[NAMESPACE.len()..],
         _ => action,
     };
     action.eq_ignore_ascii_case("cancelAll")
@@ -307,20 +304,41 @@ mod tests {
     fn ambiguous_targets_are_refused() {
         let base = "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests";
         let cases = [
-            (format!("{base}%2F{ID}/cancelAll"), RouteError::EncodedDelimiter),
-            (format!("{base}/{ID}%5CcancelAll"), RouteError::EncodedDelimiter),
-            (format!("{base}/{ID}/cancel%2541ll"), RouteError::EncodedDelimiter),
-            (format!("{base}/{ID}/cancelAll%00"), RouteError::ForbiddenCharacter),
-            (format!("{base}/{ID};x=1/cancelAll"), RouteError::ForbiddenCharacter),
+            (
+                format!("{base}%2F{ID}/cancelAll"),
+                RouteError::EncodedDelimiter,
+            ),
+            (
+                format!("{base}/{ID}%5CcancelAll"),
+                RouteError::EncodedDelimiter,
+            ),
+            (
+                format!("{base}/{ID}/cancel%2541ll"),
+                RouteError::EncodedDelimiter,
+            ),
+            (
+                format!("{base}/{ID}/cancelAll%00"),
+                RouteError::ForbiddenCharacter,
+            ),
+            (
+                format!("{base}/{ID};x=1/cancelAll"),
+                RouteError::ForbiddenCharacter,
+            ),
             (format!("{base}/{ID}/./cancelAll"), RouteError::DotSegment),
-            (format!("{base}/x/../{ID}/cancelAll"), RouteError::DotSegment),
+            (
+                format!("{base}/x/../{ID}/cancelAll"),
+                RouteError::DotSegment,
+            ),
             (format!("{base}/{ID}/cancelAll%zz"), RouteError::BadEscape),
             (format!("{base}/{ID}/cancelAll%4"), RouteError::BadEscape),
             (format!("{base}/%ff{ID}/cancelAll"), RouteError::NotUtf8),
             (format!("{base}/''/cancelAll"), RouteError::BadRequestId),
             (format!("{base}/a%20b/cancelAll"), RouteError::BadRequestId),
             (format!("{base}/a*b/cancelAll"), RouteError::BadRequestId),
-            (format!("https://graph.microsoft.com{base}/{ID}/cancelAll"), RouteError::NotOriginForm),
+            (
+                format!("https://graph.microsoft.com{base}/{ID}/cancelAll"),
+                RouteError::NotOriginForm,
+            ),
         ];
         for (target, expected) in cases {
             assert_eq!(route(&target), Err(expected), "{target}");
@@ -341,7 +359,17 @@ mod tests {
             route("/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests"),
             Ok(Route::Other)
         );
-        assert_eq!(route("/beta/$BATCH"), Ok(Route::Batch { version: Version::Beta }));
-        assert_eq!(route("/v1.0/%24batch"), Ok(Route::Batch { version: Version::V1 }));
+        assert_eq!(
+            route("/beta/$BATCH"),
+            Ok(Route::Batch {
+                version: Version::Beta
+            })
+        );
+        assert_eq!(
+            route("/v1.0/%24batch"),
+            Ok(Route::Batch {
+                version: Version::V1
+            })
+        );
     }
 }

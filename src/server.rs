@@ -75,12 +75,16 @@ impl Server {
 
     /// The address the proxy listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The address the admin endpoints listen on.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin.local_addr().expect("a bound listener has an address")
+        self.admin
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets calls
@@ -110,7 +114,9 @@ impl Server {
                 let proxy = proxy.clone();
                 async move { Ok::<_, Infallible>(proxy.handle(request, remote).await) }
             });
-            let connection = builder().serve_connection(TokioIo::new(stream), service).into_owned();
+            let connection = builder()
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
             let watched = graceful.watch(connection);
             tokio::spawn(async move {
                 if let Err(error) = watched.await {
@@ -122,7 +128,10 @@ impl Server {
         tracing::info!(grace = ?self.grace, "shutting down");
         self.proxy.start_draining();
         drop(self.listener);
-        if tokio::time::timeout(self.grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(self.grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("grace period over; dropping calls still in flight");
         }
         admin_task.abort();
@@ -162,7 +171,9 @@ async fn serve_admin(listener: TcpListener, proxy: Arc<Proxy>) {
                 let response = admin::handle(&proxy, &request);
                 async move { Ok::<_, Infallible>(response) }
             });
-            let _ = builder().serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

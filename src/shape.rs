@@ -9,8 +9,11 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 
 /// Headers some servers honour to change the method behind a proxy's back.
-const METHOD_OVERRIDES: [&str; 3] =
-    ["x-http-method-override", "x-http-method", "x-method-override"];
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// Why a cancelAll call has the wrong shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,10 +53,7 @@ pub fn check(shape: &Shape<'_>) -> Result<(), ShapeError> {
         .get_all(CONTENT_LENGTH)
         .iter()
         .all(|v| v.as_bytes() == b"0");
-    if !lengths_are_zero
-        || shape.headers.contains_key(TRANSFER_ENCODING)
-        || !shape.body_is_empty
-    {
+    if !lengths_are_zero || shape.headers.contains_key(TRANSFER_ENCODING) || !shape.body_is_empty {
         return Err(ShapeError::Body);
     }
 
@@ -103,8 +103,20 @@ mod tests {
     #[test]
     fn wrong_shapes_are_refused() {
         let cases = [
-            (Method::GET, vec![], false, true, ShapeError::MethodNotAllowed),
-            (Method::PUT, vec![], false, true, ShapeError::MethodNotAllowed),
+            (
+                Method::GET,
+                vec![],
+                false,
+                true,
+                ShapeError::MethodNotAllowed,
+            ),
+            (
+                Method::PUT,
+                vec![],
+                false,
+                true,
+                ShapeError::MethodNotAllowed,
+            ),
             (
                 Method::GET,
                 vec![("x-http-method-override", "POST")],
@@ -119,7 +131,13 @@ mod tests {
                 true,
                 ShapeError::MethodOverride,
             ),
-            (Method::POST, vec![("content-length", "2")], false, true, ShapeError::Body),
+            (
+                Method::POST,
+                vec![("content-length", "2")],
+                false,
+                true,
+                ShapeError::Body,
+            ),
             (
                 Method::POST,
                 vec![("content-length", "0"), ("content-length", "5")],

@@ -75,7 +75,9 @@ pub fn empty_body() -> Body {
 
 /// A body of known bytes.
 pub fn full_body(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Builds the outbound client: bundled web PKI roots plus `ca_file`.

@@ -30,7 +30,9 @@ const QUEUE_CAPACITY: usize = 4096;
 pub enum AuditError {
     #[error("audit file {path} cannot be written: {reason}")]
     Write { path: String, reason: String },
-    #[error("audit file {path} ends in an incomplete record; check it with 'cancelguard audit verify'")]
+    #[error(
+        "audit file {path} ends in an incomplete record; check it with 'cancelguard audit verify'"
+    )]
     TornTail { path: String },
     #[error("audit writer has stopped")]
     Stopped,
@@ -175,7 +177,10 @@ impl Audit {
             record: Box::new(record),
             done: Some(done),
         };
-        self.queue.send(job).await.map_err(|_| AuditError::Stopped)?;
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| AuditError::Stopped)?;
         wait.await.map_err(|_| AuditError::Stopped)?
     }
 

@@ -34,10 +34,7 @@ type Ack = Option<oneshot::Sender<Result<(), AuditError>>>;
 
 impl Writer {
     /// Prepares the writer and finds where the chain in the file ends.
-    pub(super) fn open(
-        config: &AuditConfig,
-        healthy: Arc<AtomicBool>,
-    ) -> Result<Self, AuditError> {
+    pub(super) fn open(config: &AuditConfig, healthy: Arc<AtomicBool>) -> Result<Self, AuditError> {
         let mut writer = Writer {
             path: config.file.clone(),
             sync: config.sync,
@@ -113,8 +110,7 @@ impl Writer {
             record.seq = seq;
             record.ts = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
             record.prev = prev;
-            let unsealed =
-                serde_json::to_vec(&record).expect("audit records always serialize");
+            let unsealed = serde_json::to_vec(&record).expect("audit records always serialize");
             let (line, hash) = chain::seal(&unsealed);
             buf.extend_from_slice(&line);
             buf.push(b'\n');

@@ -60,8 +60,8 @@ impl KeySet {
         struct Document {
             keys: Vec<serde_json::Value>,
         }
-        let doc: Document = serde_json::from_slice(document)
-            .map_err(|e| KeyError::NotJwks(e.to_string()))?;
+        let doc: Document =
+            serde_json::from_slice(document).map_err(|e| KeyError::NotJwks(e.to_string()))?;
 
         let mut set = KeySet {
             by_kid: HashMap::new(),
@@ -71,8 +71,7 @@ impl KeySet {
             let Ok(jwk) = serde_json::from_value::<Jwk>(entry) else {
                 continue;
             };
-            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature)
-            {
+            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
                 continue;
             }
             let Ok(decoding) = DecodingKey::from_jwk(&jwk) else {
@@ -91,7 +90,7 @@ impl KeySet {
                 None => set.without_kid.push(key),
             }
         }
-        if set.len() == 0 {
+        if set.is_empty() {
             return Err(KeyError::NoUsableKey);
         }
         Ok(set)
@@ -113,9 +112,10 @@ impl KeySet {
     pub fn find(&self, kid: Option<&str>) -> Option<&Key> {
         match kid {
             Some(kid) => self.by_kid.get(kid),
-            None if self.len() == 1 => {
-                self.without_kid.first().or_else(|| self.by_kid.values().next())
-            }
+            None if self.len() == 1 => self
+                .without_kid
+                .first()
+                .or_else(|| self.by_kid.values().next()),
             None => None,
         }
     }
@@ -151,13 +151,15 @@ impl KeyStore {
     /// Loads the keys once and makes them current.
     pub async fn load(&self) -> Result<usize, KeyError> {
         let document = match &self.source {
-            KeySource::File(path) => tokio::fs::read(path)
-                .await
-                .map(Bytes::from)
-                .map_err(|source| KeyError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?,
+            KeySource::File(path) => {
+                tokio::fs::read(path)
+                    .await
+                    .map(Bytes::from)
+                    .map_err(|source| KeyError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+            }
             KeySource::Url(url) => self.fetch(url).await?,
         };
         let set = KeySet::parse(&document)?;
@@ -194,7 +196,11 @@ impl KeyStore {
     /// reload keeps the last good keys.
     pub async fn refresh_forever(self: Arc<Self>, refresh: Duration) {
         loop {
-            let wait = if self.is_loaded() { refresh } else { RETRY_INTERVAL };
+            let wait = if self.is_loaded() {
+                refresh
+            } else {
+                RETRY_INTERVAL
+            };
             tokio::time::sleep(wait).await;
 
             match self.load().await {

@@ -187,8 +187,7 @@ impl Verifier {
         if token.split('.').count() != 3 {
             return Err(AuthError::Malformed);
         }
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() {
             return Err(AuthError::EmbeddedKey);
         }
@@ -236,9 +235,7 @@ impl Verifier {
             return Err(AuthError::WrongIssuer);
         }
 
-        if !self.tenants.is_empty()
-            && !self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tid))
-        {
+        if !self.tenants.is_empty() && !self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tid)) {
             return Err(AuthError::WrongTenant);
         }
 
@@ -312,9 +309,7 @@ fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
         ErrorKind::InvalidAlgorithm
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::MissingAlgorithm => AuthError::AlgorithmNotAllowed,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => {
-            AuthError::WrongAudience
-        }
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => AuthError::WrongAudience,
         ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
             AuthError::BadClaims
         }

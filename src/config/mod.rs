@@ -149,22 +149,17 @@ impl Config {
     }
 
     /// Checks a raw configuration; relative paths are joined to `base`.
-    pub fn from_raw(
-        raw: RawConfig,
-        base: &Path,
-    ) -> Result<Self, (&'static str, String)> {
+    pub fn from_raw(raw: RawConfig, base: &Path) -> Result<Self, (&'static str, String)> {
         let mut warnings = Vec::new();
         let resolve = |p: &str| base.join(p);
 
         let server = ServerConfig {
             listen: addr("server.listen", &raw.server.listen)?,
             admin_listen: addr("server.admin_listen", &raw.server.admin_listen)?,
-            shutdown_grace: duration(
-                "server.shutdown_grace",
-                &raw.server.shutdown_grace,
-            )?,
+            shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace)?,
         };
-        if server.listen == server.admin_listen {
+        // Port 0 asks the OS for any free port, so two such can coexist.
+        if server.listen == server.admin_listen && server.listen.port() != 0 {
             return Err((
                 "server.admin_listen",
                 "must differ from server.listen".into(),
@@ -183,9 +178,7 @@ impl Config {
         let mode = match raw.policy.mode.as_str() {
             "enforce" => Mode::Enforce,
             "dry-run" => {
-                warnings.push(
-                    "policy.mode is dry-run: denied calls are forwarded".into(),
-                );
+                warnings.push("policy.mode is dry-run: denied calls are forwarded".into());
                 Mode::DryRun
             }
             other => {
@@ -197,19 +190,14 @@ impl Config {
         };
         let policy = policy.with_mode(mode);
         if !policy.has_allow_rule() {
-            warnings.push(
-                "policy.rules has no allow rule: every cancelAll is denied".into(),
-            );
+            warnings.push("policy.rules has no allow rule: every cancelAll is denied".into());
         }
 
         let sync = match raw.audit.sync.as_str() {
             "batch" => SyncMode::Batch,
             "always" => SyncMode::Always,
             "none" => {
-                warnings.push(
-                    "audit.sync is none: records may be lost on power failure"
-                        .into(),
-                );
+                warnings.push("audit.sync is none: records may be lost on power failure".into());
                 SyncMode::None
             }
             other => {
@@ -232,10 +220,7 @@ impl Config {
             "json" => true,
             "text" => false,
             other => {
-                return Err((
-                    "log.format",
-                    format!("'{other}' is not one of json, text"),
-                ));
+                return Err(("log.format", format!("'{other}' is not one of json, text")));
             }
         };
         tracing_subscriber::EnvFilter::try_new(&raw.log.level)
@@ -302,10 +287,7 @@ fn check_upstream(
     Ok(UpstreamConfig {
         url,
         timeout: duration("upstream.timeout", &raw.timeout)?,
-        connect_timeout: duration(
-            "upstream.connect_timeout",
-            &raw.connect_timeout,
-        )?,
+        connect_timeout: duration("upstream.connect_timeout", &raw.connect_timeout)?,
         ca_file: None,
     })
 }
@@ -348,9 +330,7 @@ fn check_auth(
         return Err(("auth.audiences", "must list at least one audience".into()));
     }
     if raw.tenants.is_empty() {
-        warnings.push(
-            "auth.tenants is empty: tokens from any tenant are accepted".into(),
-        );
+        warnings.push("auth.tenants is empty: tokens from any tenant are accepted".into());
     }
 
     let mut algorithms = Vec::new();
@@ -404,14 +384,21 @@ fn check_auth(
 }
 
 fn addr(key: &'static str, value: &str) -> Result<SocketAddr, (&'static str, String)> {
-    value
-        .parse()
-        .map_err(|_| (key, format!("'{value}' is not an address like 127.0.0.1:8080")))
+    value.parse().map_err(|_| {
+        (
+            key,
+            format!("'{value}' is not an address like 127.0.0.1:8080"),
+        )
+    })
 }
 
 fn duration(key: &'static str, value: &str) -> Result<Duration, (&'static str, String)> {
-    humantime::parse_duration(value)
-        .map_err(|e| (key, format!("'{value}' is not a duration like \"30s\": {e}")))
+    humantime::parse_duration(value).map_err(|e| {
+        (
+            key,
+            format!("'{value}' is not a duration like \"30s\": {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -58,15 +58,10 @@ async fn allowed_caller_gets_204_and_graph_gets_one_canonical_call() {
         decision["client_request_id"],
         "5f0e6a4c-1111-4222-8333-444455556666"
     );
-    let outcome = proxy
-        .audit_records()
-        .into_iter()
-        .find(|r| r["id"] == id.as_str() && r["event"] == "outcome")
-        .expect("an outcome record");
+    let outcome = proxy.outcome(&id).await;
     assert_eq!(outcome["status"], 204);
     assert!(outcome["upstream_ms"].is_u64());
-    proxy.assert_chain_verifies();
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -82,7 +77,7 @@ async fn decision_is_durable_before_graph_sees_the_call() {
         received.iter().all(|r| r.decision_on_disk),
         "a call reached Graph before its decision record was on disk"
     );
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -99,7 +94,7 @@ async fn graph_error_is_relayed_as_it_came() {
     let reply = proxy.post(&cancel_path(), Some(&admin_token())).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(proxy.graph.received().len(), 1);
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -118,8 +113,7 @@ async fn caller_without_matching_rule_gets_403_and_graph_gets_nothing() {
     assert_eq!(decision["decision"], "deny");
     assert_eq!(decision["reason"], "no_matching_rule");
     assert_eq!(decision["status"], 403);
-    proxy.assert_chain_verifies();
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -139,7 +133,7 @@ async fn deny_rule_beats_allow_rule() {
     assert_eq!(decision["rule"], "blocked");
     // The reply does not reveal which rule denied.
     assert!(!reply.body.contains("blocked"));
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -152,7 +146,7 @@ async fn group_rule_allows_its_members() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(proxy.decision(&audit_id(&reply))["rule"], "ops");
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -219,8 +213,7 @@ async fn wrong_shapes_are_refused_and_never_forwarded() {
             "malformed_target"
         ]
     );
-    proxy.assert_chain_verifies();
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -245,7 +238,7 @@ async fn error_bodies_have_graphs_shape() {
             .is_some_and(|m| !m.is_empty())
     );
     assert_eq!(reply.headers["content-type"], "application/json");
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]
@@ -254,7 +247,7 @@ async fn health_and_readiness_answer_on_the_admin_listener() {
     assert_eq!(proxy.admin_get("/healthz").await.status, StatusCode::OK);
     let ready = proxy.admin_get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
-    proxy.stop().await;
+    proxy.stop_verified().await;
 }
 
 #[tokio::test]

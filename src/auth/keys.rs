@@ -27,11 +27,8 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 /// Why a key set could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read key file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read key file {path}: {reason}")]
+    Read { path: String, reason: String },
     #[error("key fetch from {url} failed: {reason}")]
     Fetch { url: String, reason: String },
     #[error("key document is not a JWKS: {0}")]
@@ -155,9 +152,9 @@ impl KeyStore {
                 tokio::fs::read(path)
                     .await
                     .map(Bytes::from)
-                    .map_err(|source| KeyError::Read {
+                    .map_err(|e| KeyError::Read {
                         path: path.display().to_string(),
-                        source,
+                        reason: e.to_string(),
                     })?
             }
             KeySource::Url(url) => self.fetch(url).await?,

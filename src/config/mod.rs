@@ -28,7 +28,7 @@ const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 /// A configuration problem, named by file and key.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}: {key}: {message}")]
+#[error("{file}: {}{message}", key_prefix(key))]
 pub struct ConfigError {
     pub file: String,
     pub key: String,
@@ -125,7 +125,7 @@ impl Config {
         };
 
         if !path.is_file() {
-            return Err(err("-", "no such file".into()));
+            return Err(err("", "no such file".into()));
         }
         let env = Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
@@ -142,7 +142,7 @@ impl Config {
             .add_source(env)
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| err("-", e.to_string()))?;
+            .map_err(|e| err("", e.to_string()))?;
 
         let base = path.parent().unwrap_or(Path::new("."));
         Self::from_raw(raw, base).map_err(|(key, message)| err(key, message))
@@ -381,6 +381,14 @@ fn check_auth(
         required_scopes: raw.required_scopes.clone(),
         max_token_bytes: raw.max_token_bytes,
     })
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
 }
 
 fn addr(key: &'static str, value: &str) -> Result<SocketAddr, (&'static str, String)> {

@@ -157,6 +157,10 @@ impl StandIn {
 }
 
 fn decision_on_disk(audit_file: &Path, client_request_id: &str) -> bool {
+    // Devices such as /dev/full read forever; only regular files count.
+    if !std::fs::metadata(audit_file).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
     let Ok(text) = std::fs::read_to_string(audit_file) else {
         return false;
     };
@@ -204,6 +208,8 @@ pub struct Setup {
     /// Replaces the audit file path.
     pub audit_file: Option<PathBuf>,
     pub upstream_timeout: &'static str,
+    /// Fetch keys from this URL instead of the JWKS file.
+    pub jwks_url: Option<String>,
 }
 
 impl Default for Setup {
@@ -213,6 +219,7 @@ impl Default for Setup {
             upstream_url: None,
             audit_file: None,
             upstream_timeout: "5s",
+            jwks_url: None,
         }
     }
 }
@@ -274,7 +281,7 @@ timeout = "{timeout}"
 connect_timeout = "2s"
 
 [auth]
-jwks_file = "jwks.json"
+{keys}
 tenants = ["{DEMO_TENANT}"]
 
 [[policy.rules]]
@@ -297,6 +304,10 @@ file = "{audit}"
 sync = "batch"
 "#,
             timeout = setup.upstream_timeout,
+            keys = match &setup.jwks_url {
+                Some(url) => format!("jwks_url = \"{url}\""),
+                None => "jwks_file = \"jwks.json\"".into(),
+            },
             audit = audit_file.display(),
         );
         let config_path = dir.path().join("proxy.toml");
@@ -381,12 +392,42 @@ sync = "batch"
             .unwrap_or_else(|| panic!("no decision record for {id}"))
     }
 
+    /// The outcome record with audit id `id`. Outcomes are written after
+    /// the reply is relayed, so this waits a little for it.
+    pub async fn outcome(&self, id: &str) -> serde_json::Value {
+        for _ in 0..200 {
+            let found = self
+                .audit_records()
+                .into_iter()
+                .find(|r| r["id"] == id && r["event"] == "outcome");
+            if let Some(record) = found {
+                return record;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no outcome record for {id}");
+    }
+
     /// Asserts the audit file's hash chain is intact.
     pub fn assert_chain_verifies(&self) {
         let report =
             cancelguard::audit::verify::verify_file(&self.audit_file).expect("audit file readable");
         assert_eq!(report.problem, None, "audit chain broken: {report:?}");
         assert!(report.records > 0, "audit file holds no records");
+    }
+
+    /// Stops the proxy, then asserts the audit file's hash chain is intact
+    /// from `start` to `stop`.
+    pub async fn stop_verified(self) {
+        let audit_file = self.audit_file.clone();
+        let _dir = self.stop().await;
+        let report =
+            cancelguard::audit::verify::verify_file(&audit_file).expect("audit file readable");
+        assert_eq!(report.problem, None, "audit chain broken: {report:?}");
+        assert!(
+            report.records >= 2,
+            "audit file lacks start and stop records"
+        );
     }
 
     /// Stops the proxy as SIGTERM would and waits for it; hands back the

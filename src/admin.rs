@@ -34,7 +34,9 @@ pub fn handle<B>(proxy: &Arc<Proxy>, request: &Request<B>) -> Response<Body> {
                 )
             }
         }
-        _ => json_response(StatusCode::NOT_FOUND, json!({"status": "not found"})),
+        _ => {
+            json_response(StatusCode::NOT_FOUND, json!({"status": "not found"}))
+        }
     }
 }
 
@@ -53,7 +55,10 @@ pub fn not_ready_reasons(proxy: &Proxy) -> Vec<&'static str> {
     reasons
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+fn json_response(
+    status: StatusCode,
+    body: serde_json::Value,
+) -> Response<Body> {
     let mut response = Response::new(full_body(body.to_string()));
     *response.status_mut() = status;
     response

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
 
 use crate::audit::verify;
 use crate::auth::keys::KeySet;
@@ -68,14 +70,17 @@ fn run(path: &Path) -> ExitCode {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    init_logging(&config.log.level, config.log.json);
+    let logs = init_logging(&config.log.level, config.log.json);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    block_on(async move {
+    let result = block_on(async move {
         let server = Server::bind(config).await?;
         server.serve(shutdown_signal()).await
-    })
+    });
+    // Flush the logs first, so that an error stays the last line.
+    drop(logs);
+    exit(result)
 }
 
 fn check(path: &Path) -> ExitCode {
@@ -86,7 +91,10 @@ fn check(path: &Path) -> ExitCode {
     if let KeySource::File(file) = &config.auth.keys {
         let parsed = std::fs::read(file)
             .map_err(|e| format!("{}: cannot read: {e}", file.display()))
-            .and_then(|doc| KeySet::parse(&doc).map_err(|e| format!("{}: {e}", file.display())));
+            .and_then(|doc| {
+                KeySet::parse(&doc)
+                    .map_err(|e| format!("{}: {e}", file.display()))
+            });
         if let Err(message) = parsed {
             return fail(&message);
         }
@@ -113,9 +121,9 @@ fn check(path: &Path) -> ExitCode {
         config.policy.mode().as_str()
     );
     println!(
-        "  audit         {} (sync {:?})",
+        "  audit         {} (sync {})",
         config.audit.file.display(),
-        config.audit.sync
+        config.audit.sync.as_str()
     );
     for warning in &config.warnings {
         println!("warning: {warning}");
@@ -124,8 +132,10 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn demo() -> ExitCode {
-    init_logging("info", false);
-    block_on(crate::demo::run())
+    let logs = init_logging("info", false);
+    let result = block_on(crate::demo::run());
+    drop(logs);
+    exit(result)
 }
 
 fn audit_verify(path: &Path) -> ExitCode {
@@ -157,30 +167,38 @@ fn audit_verify(path: &Path) -> ExitCode {
     }
 }
 
-fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => return fail(&format!("cannot start the runtime: {error}")),
-    };
-    match runtime.block_on(work) {
+fn block_on(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))?
+        .block_on(work)
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&format!("{error:#}")),
     }
 }
 
-/// Logs go to stderr, so stdout stays free for the audit stream.
-fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs go to stderr, so stdout stays free for the audit stream. They are
+/// handed to a background thread: a slow stderr must not stall the async
+/// workers that serve calls. The returned guard flushes them when dropped.
+fn init_logging(level: &str, json: bool) -> WorkerGuard {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

@@ -47,12 +47,14 @@ impl Issuer {
             .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
         let der = pair.as_der().context("encoding the RSA key")?;
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref()));
-        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).context("loading the RSA key")?;
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes())
+            .context("loading the RSA key")?;
 
-        let mut jwk =
-            Jwk::from_encoding_key(&key, Algorithm::RS256).context("deriving the public JWK")?;
+        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256)
+            .context("deriving the public JWK")?;
         jwk.common.key_id = Some(kid.into());
-        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        jwk.common.public_key_use =
+            Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
         Ok(Self {
             key,
             kid: kid.into(),
@@ -69,7 +71,8 @@ impl Issuer {
     pub fn sign(&self, claims: &serde_json::Value) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).expect("signing with a valid RSA key")
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .expect("signing with a valid RSA key")
     }
 
     /// Claims of a delegated Graph token for a user of [`DEMO_TENANT`],
@@ -103,8 +106,10 @@ impl Issuer {
 
 /// Runs the demo until Ctrl-C.
 pub async fn run() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("cancelguard-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::env::temp_dir()
+        .join(format!("cancelguard-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
 
     let graph = TcpListener::bind("127.0.0.1:0")
         .await
@@ -113,7 +118,8 @@ pub async fn run() -> anyhow::Result<()> {
     tokio::spawn(serve_stand_in(graph));
 
     let issuer = Issuer::generate("demo-key-1")?;
-    std::fs::write(dir.join("jwks.json"), issuer.jwks_json()).context("writing jwks.json")?;
+    std::fs::write(dir.join("jwks.json"), issuer.jwks_json())
+        .context("writing jwks.json")?;
 
     let listen = free_port(8080).await?;
     let admin = free_port(9090).await?;
@@ -144,7 +150,11 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_config(listen: SocketAddr, admin: SocketAddr, graph: SocketAddr) -> String {
+fn demo_config(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    graph: SocketAddr,
+) -> String {
     format!(
         r#"# Written by `cancelguard demo`.
 [server]

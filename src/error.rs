@@ -50,14 +50,22 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::Route(_) => StatusCode::BAD_REQUEST,
-            Rejection::Shape(ShapeError::MethodNotAllowed) => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Shape(ShapeError::MethodNotAllowed) => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             Rejection::Shape(_) => StatusCode::BAD_REQUEST,
-            Rejection::Auth(AuthError::KeysNotLoaded) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Auth(AuthError::KeysNotLoaded) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Rejection::Auth(_) => StatusCode::UNAUTHORIZED,
             Rejection::Denied { .. } => StatusCode::FORBIDDEN,
             Rejection::NotFound => StatusCode::NOT_FOUND,
-            Rejection::Draining | Rejection::Audit(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Rejection::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::Draining | Rejection::Audit(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Rejection::Upstream(UpstreamError::Timeout(_)) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             Rejection::Upstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -66,7 +74,9 @@ impl Rejection {
     pub fn reason(&self) -> &'static str {
         match self {
             Rejection::Route(_) => "malformed_target",
-            Rejection::Shape(ShapeError::MethodNotAllowed) => "method_not_allowed",
+            Rejection::Shape(ShapeError::MethodNotAllowed) => {
+                "method_not_allowed"
+            }
             Rejection::Shape(ShapeError::MethodOverride) => "method_override",
             Rejection::Shape(ShapeError::Body) => "body_not_allowed",
             Rejection::Shape(ShapeError::Query) => "query_not_allowed",
@@ -75,8 +85,12 @@ impl Rejection {
             Rejection::NotFound => "not_found",
             Rejection::Draining => "draining",
             Rejection::Audit(_) => "audit_unavailable",
-            Rejection::Upstream(UpstreamError::Connect(_)) => "upstream_connect",
-            Rejection::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
+            Rejection::Upstream(UpstreamError::Connect(_)) => {
+                "upstream_connect"
+            }
+            Rejection::Upstream(UpstreamError::Timeout(_)) => {
+                "upstream_timeout"
+            }
             Rejection::Upstream(UpstreamError::Failed(_)) => "upstream_error",
         }
     }
@@ -96,19 +110,41 @@ impl Rejection {
 
     /// What the caller is told. Never key material, tokens or rule names.
     fn message(&self) -> String {
-        match self {
+        let fixed = match self {
             Rejection::Route(e) => {
-                format!("cancelguard refused the request target: {e}; send a plain, unencoded Graph path")
+                return format!(
+                    "cancelguard refused the request target: {e}; \
+                     send a plain, unencoded Graph path"
+                );
             }
-            Rejection::Shape(e) => format!("{e}; send POST with no body and no query"),
-            Rejection::Auth(e) => e.to_string(),
-            Rejection::Denied { .. } => "cancelguard's policy does not allow this caller to cancel this request; ask the proxy's operators for access".into(),
-            Rejection::NotFound => "cancelguard serves only the scheduledPermissionsRequest cancelAll action".into(),
-            Rejection::Draining => "cancelguard is shutting down; retry against another instance".into(),
-            Rejection::Audit(_) => "cancelguard cannot record the call in its audit trail, so it was not forwarded; retry later".into(),
-            Rejection::Upstream(UpstreamError::Timeout(_)) => "Microsoft Graph did not answer in time; the cancellation may or may not have happened".into(),
-            Rejection::Upstream(_) => "cancelguard could not reach Microsoft Graph; retry later".into(),
-        }
+            Rejection::Shape(e) => {
+                return format!("{e}; send POST with no body and no query");
+            }
+            Rejection::Auth(e) => return e.to_string(),
+            Rejection::Denied { .. } => {
+                "cancelguard's policy does not allow this caller to cancel \
+                 this request; ask the proxy's operators for access"
+            }
+            Rejection::NotFound => {
+                "cancelguard serves only the scheduledPermissionsRequest \
+                 cancelAll action"
+            }
+            Rejection::Draining => {
+                "cancelguard is shutting down; retry against another instance"
+            }
+            Rejection::Audit(_) => {
+                "cancelguard cannot record the call in its audit trail, so it \
+                 was not forwarded; retry later"
+            }
+            Rejection::Upstream(UpstreamError::Timeout(_)) => {
+                "Microsoft Graph did not answer in time; the cancellation may \
+                 or may not have happened"
+            }
+            Rejection::Upstream(_) => {
+                "cancelguard could not reach Microsoft Graph; retry later"
+            }
+        };
+        fixed.to_owned()
     }
 
     /// The Graph-shaped error response.
@@ -120,26 +156,32 @@ impl Rejection {
                 "innerError": {
                     "request-id": ids.audit_id,
                     "client-request-id": ids.client_request_id,
-                    "date": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                    "date": now_rfc3339(),
                 }
             }
         });
         let mut response = Response::new(full_body(body.to_string()));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
 
         match self {
             Rejection::Shape(ShapeError::MethodNotAllowed) => {
                 headers.insert(ALLOW, HeaderValue::from_static("POST"));
             }
             Rejection::Auth(AuthError::MissingToken) => {
-                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer"),
+                );
             }
             Rejection::Auth(e) if self.status() == StatusCode::UNAUTHORIZED => {
                 // The description is one of our fixed messages: no quotes,
                 // no caller input, so it is always a valid header value.
-                let value = format!("Bearer error=\"invalid_token\", error_description=\"{e}\"");
+                let value = format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{e}\""
+                );
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     headers.insert(WWW_AUTHENTICATE, value);
                 }
@@ -148,4 +190,8 @@ impl Rejection {
         }
         response
     }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }

@@ -80,7 +80,9 @@ impl Policy {
     pub fn compile(raw: &[RawRule]) -> Result<Self, (&'static str, String)> {
         let mut rules = Vec::with_capacity(raw.len());
         for (index, r) in raw.iter().enumerate() {
-            let at = |msg: &str| ("policy.rules", format!("rule {}: {msg}", index + 1));
+            let at = |msg: &str| {
+                ("policy.rules", format!("rule {}: {msg}", index + 1))
+            };
             if r.name.trim().is_empty() {
                 return Err(at("needs a name"));
             }
@@ -91,7 +93,9 @@ impl Policy {
                 "allow" => Effect::Allow,
                 "deny" => Effect::Deny,
                 other => {
-                    return Err(at(&format!("effect '{other}' is not allow or deny")));
+                    return Err(at(&format!(
+                        "effect '{other}' is not allow or deny"
+                    )));
                 }
             };
             let fields = [
@@ -112,7 +116,10 @@ impl Policy {
                 )));
             }
             if fields.iter().any(|f| f.iter().any(|e| e.trim().is_empty())) {
-                return Err(at(&format!("rule '{}' has an empty entry", r.name)));
+                return Err(at(&format!(
+                    "rule '{}' has an empty entry",
+                    r.name
+                )));
             }
             rules.push(Rule {
                 name: r.name.clone(),
@@ -160,7 +167,8 @@ impl Policy {
     /// Decides for a verified caller and a request id.
     pub fn decide(&self, claims: &Claims, request_id: &str) -> Decision {
         let mut allow = None;
-        for rule in self.rules.iter().filter(|r| r.matches(claims, request_id)) {
+        for rule in self.rules.iter().filter(|r| r.matches(claims, request_id))
+        {
             match rule.effect {
                 Effect::Deny => {
                     return Decision {
@@ -202,19 +210,25 @@ impl Rule {
             && field(&self.users, users.into_iter().flatten())
             && field(&self.groups, claims.groups.iter().map(String::as_str))
             && field(&self.apps, apps.into_iter().flatten())
-            && (self.roles.is_empty() || claims.roles.iter().any(|r| self.roles.contains(r)))
+            && (self.roles.is_empty()
+                || claims.roles.iter().any(|r| self.roles.contains(r)))
             && field(
                 &self.directory_roles,
                 claims.wids.iter().map(String::as_str),
             )
-            && (self.requests.is_empty() || self.requests.iter().any(|p| wildcard(p, request_id)))
+            && (self.requests.is_empty()
+                || self.requests.iter().any(|p| wildcard(p, request_id)))
     }
 }
 
 /// An empty field matches anything; otherwise some claim value must equal
 /// some entry, without regard to case (entries are stored lowercased).
-fn field<'a>(entries: &[String], mut values: impl Iterator<Item = &'a str>) -> bool {
-    entries.is_empty() || values.any(|v| entries.iter().any(|e| e.eq_ignore_ascii_case(v)))
+fn field<'a>(
+    entries: &[String],
+    mut values: impl Iterator<Item = &'a str>,
+) -> bool {
+    entries.is_empty()
+        || values.any(|v| entries.iter().any(|e| e.eq_ignore_ascii_case(v)))
 }
 
 fn lowercase(values: &[String]) -> Vec<String> {

@@ -44,7 +44,12 @@ struct Call {
 
 impl Proxy {
     /// Assembles the pipeline.
-    pub fn new(verifier: Verifier, policy: Policy, audit: Audit, upstream: Upstream) -> Self {
+    pub fn new(
+        verifier: Verifier,
+        policy: Policy,
+        audit: Audit,
+        upstream: Upstream,
+    ) -> Self {
         Self {
             verifier,
             policy,
@@ -83,15 +88,22 @@ impl Proxy {
         );
 
         let mut response = async {
-            match route::classify(request.method(), request.uri()) {
-                Ok(Route::CancelAll(target)) => self.cancel_all(&call, request, target).await,
+            match route::classify(
+                request.method(),
+                request.uri(),
+                request.version(),
+            ) {
+                Ok(Route::CancelAll(target)) => {
+                    self.cancel_all(&call, request, target).await
+                }
                 Ok(Route::Batch { .. } | Route::Other) => {
                     tracing::debug!("route not served");
                     self.reject(&call, Rejection::NotFound)
                 }
                 Err(error) => {
                     let rejection = Rejection::Route(error);
-                    let mut record = self.record(&call, &request, Event::Decision);
+                    let mut record =
+                        self.record(&call, &request, Event::Decision);
                     record.decision = Some(Effect::Deny.as_str());
                     self.finish(&call, record, rejection).await
                 }
@@ -133,11 +145,13 @@ impl Proxy {
         let verified = match self.authenticate(request.headers()) {
             Ok(verified) => verified,
             Err((error, unverified)) => {
-                record.unverified = unverified.as_ref().map(|c| caller(c, None));
+                record.unverified =
+                    unverified.as_ref().map(|c| caller(c, None));
                 return self.finish(call, record, error.into()).await;
             }
         };
-        record.caller = Some(caller(&verified.claims, Some(&verified.token_id)));
+        record.caller =
+            Some(caller(&verified.claims, Some(&verified.token_id)));
 
         let decision = self.policy.decide(&verified.claims, &target.request_id);
         record.decision = Some(decision.effect.as_str());
@@ -152,7 +166,9 @@ impl Proxy {
             rule = decision.rule.as_deref().unwrap_or("-"),
             "cancelAll decided"
         );
-        if decision.effect == Effect::Deny && self.policy.mode() == Mode::Enforce {
+        if decision.effect == Effect::Deny
+            && self.policy.mode() == Mode::Enforce
+        {
             let rejection = Rejection::Denied {
                 reason: decision.reason,
             };
@@ -187,7 +203,11 @@ impl Proxy {
         let started = Instant::now();
         let result = self
             .upstream
-            .post_empty(&target.canonical_path(), headers, &call.client_request_id)
+            .post_empty(
+                &target.canonical_path(),
+                headers,
+                &call.client_request_id,
+            )
             .await;
         let elapsed = started.elapsed().as_millis() as u64;
 
@@ -245,7 +265,12 @@ impl Proxy {
         })
     }
 
-    fn record(&self, call: &Call, request: &Request<Incoming>, event: Event) -> Record {
+    fn record(
+        &self,
+        call: &Call,
+        request: &Request<Incoming>,
+        event: Event,
+    ) -> Record {
         let mut path = request.uri().path().to_owned();
         if path.len() > MAX_AUDIT_PATH {
             let mut cut = MAX_AUDIT_PATH;

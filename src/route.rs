@@ -97,11 +97,21 @@ impl CancelAll {
 }
 
 /// Classifies a request target.
-pub fn classify(method: &Method, uri: &Uri) -> Result<Route, RouteError> {
+///
+/// HTTP/1 targets must be in origin form (`/path`): an absolute-form target
+/// names a host the caller wants, which is not the caller's to choose. An
+/// HTTP/2 request always carries scheme and authority as pseudo-headers, so
+/// there only the path is read.
+pub fn classify(
+    method: &Method,
+    uri: &Uri,
+    version: http::Version,
+) -> Result<Route, RouteError> {
     if method == Method::CONNECT {
         return Err(RouteError::Connect);
     }
-    if uri.scheme().is_some() || uri.authority().is_some() {
+    let absolute = uri.scheme().is_some() || uri.authority().is_some();
+    if absolute && version < http::Version::HTTP_2 {
         return Err(RouteError::NotOriginForm);
     }
     let path = uri.path();
@@ -131,8 +141,10 @@ fn decode(path: &str) -> Result<String, RouteError> {
         let b = bytes[i];
         let decoded = if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(RouteError::BadEscape)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| RouteError::BadEscape)?;
-            let value = u8::from_str_radix(hex, 16).map_err(|_| RouteError::BadEscape)?;
+            let hex =
+                std::str::from_utf8(hex).map_err(|_| RouteError::BadEscape)?;
+            let value = u8::from_str_radix(hex, 16)
+                .map_err(|_| RouteError::BadEscape)?;
             // An escaped delimiter would be a second segment boundary only
             // some parsers see; an escaped '%' is double encoding.
             if matches!(value, b'/' | b'\\' | b'%') {
@@ -144,7 +156,8 @@ fn decode(path: &str) -> Result<String, RouteError> {
             i += 1;
             b
         };
-        if decoded < 0x20 || decoded == 0x7f || matches!(decoded, b'\\' | b';') {
+        if decoded < 0x20 || decoded == 0x7f || matches!(decoded, b'\\' | b';')
+        {
             return Err(RouteError::ForbiddenCharacter);
         }
         out.push(decoded);
@@ -169,7 +182,9 @@ fn classify_segments(segments: &[&str]) -> Result<Route, RouteError> {
     // The action lives at `identityGovernance/permissionsManagement/...` and,
     // in older documentation, at `permissionsManagement/...` directly.
     let rest = match rest {
-        [ig, tail @ ..] if ig.eq_ignore_ascii_case("identityGovernance") => tail,
+        [ig, tail @ ..] if ig.eq_ignore_ascii_case("identityGovernance") => {
+            tail
+        }
         _ => rest,
     };
     let [pm, tail @ ..] = rest else {
@@ -217,7 +232,9 @@ fn keyed_id(segment: &str) -> Option<&str> {
 fn is_cancel_all(action: &str) -> bool {
     const NAMESPACE: &str = "microsoft.graph.";
     let action = match action.get(..NAMESPACE.len()) {
-        Some(head) if head.eq_ignore_ascii_case(NAMESPACE) => &action[NAMESPACE.len()..],
+        Some(head) if head.eq_ignore_ascii_case(NAMESPACE) => {
+            &action[NAMESPACE.len()..]
+        }
         _ => action,
     };
     action.eq_ignore_ascii_case("cancelAll")
@@ -231,9 +248,9 @@ fn checked_id(raw: &str) -> Result<String, RouteError> {
         .unwrap_or(raw);
     let valid = !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+        });
     if valid {
         Ok(id.to_owned())
     } else {
@@ -249,7 +266,7 @@ mod tests {
 
     fn route(target: &str) -> Result<Route, RouteError> {
         let uri: Uri = target.parse().expect("test targets parse as URIs");
-        classify(&Method::POST, &uri)
+        classify(&Method::POST, &uri, http::Version::HTTP_11)
     }
 
     fn cancel_all(version: Version) -> Result<Route, RouteError> {
@@ -347,8 +364,11 @@ mod tests {
 
     #[test]
     fn connect_is_refused() {
-        let uri: Uri = "graph.microsoft.com:443".parse().expect("authority form");
-        assert_eq!(classify(&Method::CONNECT, &uri), Err(RouteError::Connect));
+        let uri: Uri =
+            "graph.microsoft.com:443".parse().expect("authority form");
+        let classified =
+            classify(&Method::CONNECT, &uri, http::Version::HTTP_11);
+        assert_eq!(classified, Err(RouteError::Connect));
     }
 
     #[test]
@@ -356,7 +376,9 @@ mod tests {
         assert_eq!(route("/v1.0/me"), Ok(Route::Other));
         assert_eq!(route("/"), Ok(Route::Other));
         assert_eq!(
-            route("/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests"),
+            route(
+                "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests"
+            ),
             Ok(Route::Other)
         );
         assert_eq!(

@@ -35,10 +35,14 @@ impl Server {
     /// Builds the pipeline from a checked config and binds both listeners.
     /// Errors name their cause in one line (bad key file, port in use).
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
-        let client = build_client(&config.upstream).context("upstream client")?;
-        let keys = Arc::new(KeyStore::new(config.auth.keys.clone(), client.clone()));
+        let client =
+            build_client(&config.upstream).context("upstream client")?;
+        let keys =
+            Arc::new(KeyStore::new(config.auth.keys.clone(), client.clone()));
         match (&config.auth.keys, keys.load().await) {
-            (_, Ok(count)) => tracing::info!(keys = count, "signing keys loaded"),
+            (_, Ok(count)) => {
+                tracing::info!(keys = count, "signing keys loaded")
+            }
             // A local file that cannot be read is a setup error; a key
             // server that is down now may be up in a moment.
             (KeySource::File(_), Err(error)) => return Err(error.into()),
@@ -46,19 +50,25 @@ impl Server {
                 tracing::warn!(%error, "signing keys not loaded yet; not ready")
             }
         }
-        let refresh = tokio::spawn(keys.clone().refresh_forever(config.auth.jwks_refresh));
+        let refresh = tokio::spawn(
+            keys.clone().refresh_forever(config.auth.jwks_refresh),
+        );
 
         let audit = Audit::start(&config.audit)?;
         let verifier = Verifier::new(&config.auth, keys);
         let upstream = Upstream::new(&config.upstream, client);
-        let proxy = Arc::new(Proxy::new(verifier, config.policy, audit, upstream));
+        let proxy =
+            Arc::new(Proxy::new(verifier, config.policy, audit, upstream));
 
-        let listener = TcpListener::bind(config.server.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let listener =
+            TcpListener::bind(config.server.listen).await.with_context(
+                || format!("cannot listen on {}", config.server.listen),
+            )?;
         let admin = TcpListener::bind(config.server.admin_listen)
             .await
-            .with_context(|| format!("cannot listen on {}", config.server.admin_listen))?;
+            .with_context(|| {
+                format!("cannot listen on {}", config.server.admin_listen)
+            })?;
 
         let start = Record::new(Event::Start, uuid::Uuid::new_v4().to_string());
         if let Err(error) = proxy.audit.record_durable(start).await {
@@ -89,10 +99,18 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, lets calls
     /// in flight finish within the grace period, and closes the audit trail.
-    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(listen = %self.local_addr(), admin = %self.admin_addr(), "cancelguard serving");
+    pub async fn serve(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tracing::info!(
+            listen = %self.local_addr(),
+            admin = %self.admin_addr(),
+            "cancelguard serving"
+        );
         let graceful = GracefulShutdown::new();
-        let admin_task = tokio::spawn(serve_admin(self.admin, self.proxy.clone()));
+        let admin_task =
+            tokio::spawn(serve_admin(self.admin, self.proxy.clone()));
         tokio::pin!(shutdown);
 
         loop {
@@ -112,7 +130,9 @@ impl Server {
             let proxy = self.proxy.clone();
             let service = service_fn(move |request| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(request, remote).await) }
+                async move {
+                    Ok::<_, Infallible>(proxy.handle(request, remote).await)
+                }
             });
             let connection = builder()
                 .serve_connection(TokioIo::new(stream), service)
@@ -181,8 +201,10 @@ async fn serve_admin(listener: TcpListener, proxy: Arc<Proxy>) {
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    let mut term =
+        signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int =
+        signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),

@@ -53,7 +53,10 @@ pub fn check(shape: &Shape<'_>) -> Result<(), ShapeError> {
         .get_all(CONTENT_LENGTH)
         .iter()
         .all(|v| v.as_bytes() == b"0");
-    if !lengths_are_zero || shape.headers.contains_key(TRANSFER_ENCODING) || !shape.body_is_empty {
+    if !lengths_are_zero
+        || shape.headers.contains_key(TRANSFER_ENCODING)
+        || !shape.body_is_empty
+    {
         return Err(ShapeError::Body);
     }
 

@@ -81,7 +81,9 @@ pub fn full_body(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// Builds the outbound client: bundled web PKI roots plus `ca_file`.
-pub fn build_client(config: &UpstreamConfig) -> Result<HttpClient, ClientError> {
+pub fn build_client(
+    config: &UpstreamConfig,
+) -> Result<HttpClient, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = &config.ca_file {
@@ -178,7 +180,9 @@ impl Upstream {
             headers.insert(CLIENT_REQUEST_ID, value);
         }
 
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+        {
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
             Ok(Err(error)) if error.is_connect() => {
                 Err(UpstreamError::Connect(error_chain(&error)))

@@ -269,6 +269,37 @@ async fn shutdown_records_stop_and_leaves_a_verifiable_chain() {
         events.last().map(|r| r["event"].clone()),
         Some("stop".into())
     );
-    let report = cancelguard::audit::verify::verify_file(&audit_file).expect("readable");
+    let report =
+        cancelguard::audit::verify::verify_file(&audit_file).expect("readable");
     assert_eq!(report.problem, None);
+}
+
+#[tokio::test]
+async fn http2_callers_are_served_too() {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let proxy = Harness::start(Setup::default()).await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let request =
+        Request::post(format!("http://{}{}", proxy.addr, cancel_path()))
+            .header("authorization", format!("Bearer {}", admin_token()))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+    let response = client.request(request).await.expect("h2 answer");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(proxy.graph.received().len(), 1);
+
+    let with_body =
+        Request::post(format!("http://{}{}", proxy.addr, cancel_path()))
+            .header("authorization", format!("Bearer {}", admin_token()))
+            .body(Full::new(Bytes::from_static(b"smuggled")))
+            .expect("request");
+    let response = client.request(with_body).await.expect("h2 answer");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(proxy.graph.received().len(), 1, "a body went to Graph");
+    proxy.stop_verified().await;
 }

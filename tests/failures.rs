@@ -116,14 +116,17 @@ async fn key_server(status: StatusCode, body: String) -> std::net::SocketAddr {
             let body = body.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |_request| {
-                    let mut response =
-                        hyper::Response::new(Full::new(bytes::Bytes::from(body.clone())));
+                    let mut response = hyper::Response::new(Full::new(
+                        bytes::Bytes::from(body.clone()),
+                    ));
                     *response.status_mut() = status;
                     async move { Ok::<_, std::convert::Infallible>(response) }
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    TokioExecutor::new(),
+                )
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
             });
         }
     });
@@ -146,7 +149,8 @@ async fn keys_fetched_from_a_jwks_url_verify_tokens() {
 
 #[tokio::test]
 async fn key_server_down_at_start_means_not_ready_and_503() {
-    let addr = key_server(StatusCode::INTERNAL_SERVER_ERROR, "oops".into()).await;
+    let addr =
+        key_server(StatusCode::INTERNAL_SERVER_ERROR, "oops".into()).await;
     let setup = Setup {
         jwks_url: Some(format!("http://{addr}/keys")),
         ..Setup::default()

@@ -40,13 +40,15 @@ fn hmac_forgery(secret: &[u8]) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("test-key-1".into());
     let key = EncodingKey::from_secret(secret).expect("any secret");
-    jsonwebtoken::encode(&header, &claims("alice@contoso.example", true), &key).expect("signs")
+    jsonwebtoken::encode(&header, &claims("alice@contoso.example", true), &key)
+        .expect("signs")
 }
 
 /// The issuer's public RSA modulus, as an attacker would read it from the
 /// published key set.
 fn public_key_bytes() -> Vec<u8> {
-    let jwks: Value = serde_json::from_str(&issuer().jwks_json()).expect("JWKS");
+    let jwks: Value =
+        serde_json::from_str(&issuer().jwks_json()).expect("JWKS");
     URL_SAFE_NO_PAD
         .decode(jwks["keys"][0]["n"].as_str().expect("n"))
         .expect("base64url")

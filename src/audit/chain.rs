@@ -10,7 +10,8 @@
 use aws_lc_rs::digest;
 
 /// `prev` of the first record of a chain.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub const GENESIS: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Length of the suffix `,"hash":"<64 hex>"}`.
 const SUFFIX_LEN: usize = 9 + 64 + 2;

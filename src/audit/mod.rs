@@ -171,7 +171,10 @@ impl Audit {
 
     /// Appends a record and waits until it is as durable as `audit.sync`
     /// asks. An error means the record is not in the trail.
-    pub async fn record_durable(&self, record: Record) -> Result<(), AuditError> {
+    pub async fn record_durable(
+        &self,
+        record: Record,
+    ) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         let job = Job::Write {
             record: Box::new(record),

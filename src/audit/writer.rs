@@ -34,7 +34,10 @@ type Ack = Option<oneshot::Sender<Result<(), AuditError>>>;
 
 impl Writer {
     /// Prepares the writer and finds where the chain in the file ends.
-    pub(super) fn open(config: &AuditConfig, healthy: Arc<AtomicBool>) -> Result<Self, AuditError> {
+    pub(super) fn open(
+        config: &AuditConfig,
+        healthy: Arc<AtomicBool>,
+    ) -> Result<Self, AuditError> {
         let mut writer = Writer {
             path: config.file.clone(),
             sync: config.sync,
@@ -108,9 +111,11 @@ impl Writer {
         for (mut record, done) in batch {
             seq += 1;
             record.seq = seq;
-            record.ts = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+            record.ts =
+                humantime::format_rfc3339_micros(SystemTime::now()).to_string();
             record.prev = prev;
-            let unsealed = serde_json::to_vec(&record).expect("audit records always serialize");
+            let unsealed = serde_json::to_vec(&record)
+                .expect("audit records always serialize");
             let (line, hash) = chain::seal(&unsealed);
             buf.extend_from_slice(&line);
             buf.push(b'\n');
@@ -180,7 +185,9 @@ impl Writer {
             path: path.clone(),
             reason: e.to_string(),
         };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) =
+            self.path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
         let mut file = OpenOptions::new()
@@ -200,7 +207,10 @@ impl Writer {
 }
 
 /// The sequence number and hash of the file's last record, if any.
-fn last_record(file: &mut File, path: &str) -> Result<Option<(u64, String)>, AuditError> {
+fn last_record(
+    file: &mut File,
+    path: &str,
+) -> Result<Option<(u64, String)>, AuditError> {
     let meta = file.metadata().map_err(|e| AuditError::Write {
         path: path.into(),
         reason: e.to_string(),

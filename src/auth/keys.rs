@@ -57,8 +57,8 @@ impl KeySet {
         struct Document {
             keys: Vec<serde_json::Value>,
         }
-        let doc: Document =
-            serde_json::from_slice(document).map_err(|e| KeyError::NotJwks(e.to_string()))?;
+        let doc: Document = serde_json::from_slice(document)
+            .map_err(|e| KeyError::NotJwks(e.to_string()))?;
 
         let mut set = KeySet {
             by_kid: HashMap::new(),
@@ -68,7 +68,8 @@ impl KeySet {
             let Ok(jwk) = serde_json::from_value::<Jwk>(entry) else {
                 continue;
             };
-            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature)
+            {
                 continue;
             }
             let Ok(decoding) = DecodingKey::from_jwk(&jwk) else {
@@ -148,15 +149,13 @@ impl KeyStore {
     /// Loads the keys once and makes them current.
     pub async fn load(&self) -> Result<usize, KeyError> {
         let document = match &self.source {
-            KeySource::File(path) => {
-                tokio::fs::read(path)
-                    .await
-                    .map(Bytes::from)
-                    .map_err(|e| KeyError::Read {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?
-            }
+            KeySource::File(path) => tokio::fs::read(path)
+                .await
+                .map(Bytes::from)
+                .map_err(|e| KeyError::Read {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?,
             KeySource::Url(url) => self.fetch(url).await?,
         };
         let set = KeySet::parse(&document)?;
@@ -173,10 +172,11 @@ impl KeyStore {
         let request = http::Request::get(url.clone())
             .body(empty_body())
             .map_err(|e| fail(e.to_string()))?;
-        let response = tokio::time::timeout(FETCH_TIMEOUT, self.client.request(request))
-            .await
-            .map_err(|_| fail("timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
+        let response =
+            tokio::time::timeout(FETCH_TIMEOUT, self.client.request(request))
+                .await
+                .map_err(|_| fail("timed out".into()))?
+                .map_err(|e| fail(e.to_string()))?;
         if !response.status().is_success() {
             return Err(fail(format!("status {}", response.status())));
         }
@@ -201,7 +201,9 @@ impl KeyStore {
             tokio::time::sleep(wait).await;
 
             match self.load().await {
-                Ok(count) => tracing::debug!(keys = count, "signing keys refreshed"),
+                Ok(count) => {
+                    tracing::debug!(keys = count, "signing keys refreshed")
+                }
                 Err(error) => tracing::warn!(
                     %error,
                     serving_last_good = self.is_loaded(),

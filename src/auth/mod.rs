@@ -35,7 +35,9 @@ pub enum AuthError {
     Malformed,
     #[error("the token's signing algorithm is not accepted")]
     AlgorithmNotAllowed,
-    #[error("the token names key material of its own (jku, x5u or jwk), which is not accepted")]
+    #[error(
+        "the token names key material of its own (jku, x5u or jwk), which is not accepted"
+    )]
     EmbeddedKey,
     #[error("the token has critical header extensions, which are not accepted")]
     CriticalHeader,
@@ -187,8 +189,10 @@ impl Verifier {
         if token.split('.').count() != 3 {
             return Err(AuthError::Malformed);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Malformed)?;
+        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some()
+        {
             return Err(AuthError::EmbeddedKey);
         }
         if header.crit.is_some() {
@@ -209,8 +213,9 @@ impl Verifier {
             return Err(AuthError::AlgorithmNotAllowed);
         }
 
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
-            .map_err(map_jwt_error)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
+                .map_err(map_jwt_error)?;
         let claims = data.claims;
         self.check_claims(&claims)?;
 
@@ -235,7 +240,9 @@ impl Verifier {
             return Err(AuthError::WrongIssuer);
         }
 
-        if !self.tenants.is_empty() && !self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tid)) {
+        if !self.tenants.is_empty()
+            && !self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tid))
+        {
             return Err(AuthError::WrongTenant);
         }
 
@@ -277,9 +284,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     }
     let token = token.trim_start_matches(' ');
     let charset_ok = !token.is_empty()
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && token.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+        });
     if !charset_ok {
         return Err(AuthError::Malformed);
     }
@@ -309,10 +316,11 @@ fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
         ErrorKind::InvalidAlgorithm
         | ErrorKind::InvalidAlgorithmName
         | ErrorKind::MissingAlgorithm => AuthError::AlgorithmNotAllowed,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => AuthError::WrongAudience,
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
-            AuthError::BadClaims
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => {
+            AuthError::WrongAudience
         }
+        ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_) => AuthError::BadClaims,
         ErrorKind::Json(_) | ErrorKind::Utf8(_) => AuthError::BadClaims,
         _ => AuthError::Malformed,
     }

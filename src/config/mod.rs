@@ -99,6 +99,17 @@ pub enum SyncMode {
     None,
 }
 
+impl SyncMode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Batch => "batch",
+            SyncMode::Always => "always",
+            SyncMode::None => "none",
+        }
+    }
+}
+
 /// `[audit]`, checked.
 #[derive(Debug)]
 pub struct AuditConfig {
@@ -149,14 +160,23 @@ impl Config {
     }
 
     /// Checks a raw configuration; relative paths are joined to `base`.
-    pub fn from_raw(raw: RawConfig, base: &Path) -> Result<Self, (&'static str, String)> {
+    pub fn from_raw(
+        raw: RawConfig,
+        base: &Path,
+    ) -> Result<Self, (&'static str, String)> {
         let mut warnings = Vec::new();
         let resolve = |p: &str| base.join(p);
 
         let server = ServerConfig {
             listen: addr("server.listen", &raw.server.listen)?,
-            admin_listen: addr("server.admin_listen", &raw.server.admin_listen)?,
-            shutdown_grace: duration("server.shutdown_grace", &raw.server.shutdown_grace)?,
+            admin_listen: addr(
+                "server.admin_listen",
+                &raw.server.admin_listen,
+            )?,
+            shutdown_grace: duration(
+                "server.shutdown_grace",
+                &raw.server.shutdown_grace,
+            )?,
         };
         // Port 0 asks the OS for any free port, so two such can coexist.
         if server.listen == server.admin_listen && server.listen.port() != 0 {
@@ -178,7 +198,9 @@ impl Config {
         let mode = match raw.policy.mode.as_str() {
             "enforce" => Mode::Enforce,
             "dry-run" => {
-                warnings.push("policy.mode is dry-run: denied calls are forwarded".into());
+                warnings.push(
+                    "policy.mode is dry-run: denied calls are forwarded".into(),
+                );
                 Mode::DryRun
             }
             other => {
@@ -190,14 +212,20 @@ impl Config {
         };
         let policy = policy.with_mode(mode);
         if !policy.has_allow_rule() {
-            warnings.push("policy.rules has no allow rule: every cancelAll is denied".into());
+            warnings.push(
+                "policy.rules has no allow rule: every cancelAll is denied"
+                    .into(),
+            );
         }
 
         let sync = match raw.audit.sync.as_str() {
             "batch" => SyncMode::Batch,
             "always" => SyncMode::Always,
             "none" => {
-                warnings.push("audit.sync is none: records may be lost on power failure".into());
+                warnings.push(
+                    "audit.sync is none: records may be lost on power failure"
+                        .into(),
+                );
                 SyncMode::None
             }
             other => {
@@ -220,7 +248,10 @@ impl Config {
             "json" => true,
             "text" => false,
             other => {
-                return Err(("log.format", format!("'{other}' is not one of json, text")));
+                return Err((
+                    "log.format",
+                    format!("'{other}' is not one of json, text"),
+                ));
             }
         };
         tracing_subscriber::EnvFilter::try_new(&raw.log.level)
@@ -287,7 +318,10 @@ fn check_upstream(
     Ok(UpstreamConfig {
         url,
         timeout: duration("upstream.timeout", &raw.timeout)?,
-        connect_timeout: duration("upstream.connect_timeout", &raw.connect_timeout)?,
+        connect_timeout: duration(
+            "upstream.connect_timeout",
+            &raw.connect_timeout,
+        )?,
         ca_file: None,
     })
 }
@@ -310,7 +344,10 @@ fn check_auth(
                      in transit; use it only for loopback stand-ins"
                 )),
                 _ => {
-                    return Err(("auth.jwks_url", "must start with https://".into()));
+                    return Err((
+                        "auth.jwks_url",
+                        "must start with https://".into(),
+                    ));
                 }
             }
             KeySource::Url(uri)
@@ -327,10 +364,15 @@ fn check_auth(
         return Err(("auth.issuers", "must list at least one issuer".into()));
     }
     if raw.audiences.is_empty() {
-        return Err(("auth.audiences", "must list at least one audience".into()));
+        return Err((
+            "auth.audiences",
+            "must list at least one audience".into(),
+        ));
     }
     if raw.tenants.is_empty() {
-        warnings.push("auth.tenants is empty: tokens from any tenant are accepted".into());
+        warnings.push(
+            "auth.tenants is empty: tokens from any tenant are accepted".into(),
+        );
     }
 
     let mut algorithms = Vec::new();
@@ -391,7 +433,10 @@ fn key_prefix(key: &str) -> String {
     }
 }
 
-fn addr(key: &'static str, value: &str) -> Result<SocketAddr, (&'static str, String)> {
+fn addr(
+    key: &'static str,
+    value: &str,
+) -> Result<SocketAddr, (&'static str, String)> {
     value.parse().map_err(|_| {
         (
             key,
@@ -400,7 +445,10 @@ fn addr(key: &'static str, value: &str) -> Result<SocketAddr, (&'static str, Str
     })
 }
 
-fn duration(key: &'static str, value: &str) -> Result<Duration, (&'static str, String)> {
+fn duration(
+    key: &'static str,
+    value: &str,
+) -> Result<Duration, (&'static str, String)> {
     humantime::parse_duration(value).map_err(|e| {
         (
             key,

@@ -15,7 +15,8 @@ fn error_key(raw: RawConfig) -> &'static str {
 
 #[test]
 fn defaults_are_secure() {
-    let config = Config::from_raw(minimal(), Path::new("/etc/cancelguard")).expect("valid");
+    let config = Config::from_raw(minimal(), Path::new("/etc/cancelguard"))
+        .expect("valid");
     assert_eq!(config.upstream.url.scheme_str(), Some("https"));
     assert_eq!(config.auth.algorithms, vec![Algorithm::RS256]);
     assert_eq!(config.audit.sync, SyncMode::Batch);

@@ -37,7 +37,9 @@ pub fn cancel_path() -> String {
 /// One issuer for the whole test binary: RSA key generation is not free.
 pub fn issuer() -> &'static Issuer {
     static ISSUER: OnceLock<Issuer> = OnceLock::new();
-    ISSUER.get_or_init(|| Issuer::generate("test-key-1").expect("generating a test key"))
+    ISSUER.get_or_init(|| {
+        Issuer::generate("test-key-1").expect("generating a test key")
+    })
 }
 
 /// Claims of a valid token for `upn`, with the admin role when `admin`.
@@ -95,7 +97,11 @@ pub struct StandIn {
 
 impl StandIn {
     /// Starts the stand-in; writes its CA certificate to `ca_path`.
-    pub async fn start(ca_path: &Path, audit_file: PathBuf, behavior: GraphBehavior) -> Self {
+    pub async fn start(
+        ca_path: &Path,
+        audit_file: PathBuf,
+        behavior: GraphBehavior,
+    ) -> Self {
         let (ca_pem, server_config) = test_tls();
         std::fs::write(ca_path, ca_pem).expect("writing the test CA");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
@@ -117,30 +123,34 @@ impl StandIn {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let log = log.clone();
-                        let audit_file = audit_file.clone();
-                        let behavior = behavior.clone();
-                        async move {
-                            let client_id = request
-                                .headers()
-                                .get("client-request-id")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned();
-                            let decision_on_disk = decision_on_disk(&audit_file, &client_id);
-                            log.lock().expect("lock").push(Received {
-                                method: request.method().clone(),
-                                path: request.uri().path().to_owned(),
-                                headers: request.headers().clone(),
-                                decision_on_disk,
-                            });
-                            tokio::time::sleep(behavior.delay).await;
-                            let mut response = hyper::Response::new(Full::new(Bytes::new()));
-                            *response.status_mut() = behavior.status;
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
+                    let service =
+                        service_fn(move |request: Request<Incoming>| {
+                            let log = log.clone();
+                            let audit_file = audit_file.clone();
+                            let behavior = behavior.clone();
+                            async move {
+                                let client_id = request
+                                    .headers()
+                                    .get("client-request-id")
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                let decision_on_disk =
+                                    decision_on_disk(&audit_file, &client_id);
+                                log.lock().expect("lock").push(Received {
+                                    method: request.method().clone(),
+                                    path: request.uri().path().to_owned(),
+                                    headers: request.headers().clone(),
+                                    decision_on_disk,
+                                });
+                                tokio::time::sleep(behavior.delay).await;
+                                let mut response = hyper::Response::new(
+                                    Full::new(Bytes::new()),
+                                );
+                                *response.status_mut() = behavior.status;
+                                Ok::<_, Infallible>(response)
+                            }
+                        });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
@@ -166,30 +176,36 @@ fn decision_on_disk(audit_file: &Path, client_request_id: &str) -> bool {
     };
     let needle = format!("\"client_request_id\":\"{client_request_id}\"");
     !client_request_id.is_empty()
-        && text
-            .lines()
-            .any(|l| l.contains("\"event\":\"decision\"") && l.contains(&needle))
+        && text.lines().any(|l| {
+            l.contains("\"event\":\"decision\"") && l.contains(&needle)
+        })
 }
 
 /// A test CA and a server certificate for 127.0.0.1 signed by it.
 fn test_tls() -> (String, rustls::ServerConfig) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer as CaIssuer, KeyPair};
+    use rcgen::{
+        BasicConstraints, CertificateParams, IsCa, Issuer as CaIssuer, KeyPair,
+    };
     let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    let mut ca_params =
+        CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
     let ca = CaIssuer::new(ca_params, ca_key);
 
     let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf_params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .expect("leaf params");
+    let leaf_params = CertificateParams::new(vec![
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+    ])
+    .expect("leaf params");
     let leaf = leaf_params
         .signed_by(&leaf_key, &ca)
         .expect("leaf certificate");
 
     let key =
-        rustls_pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("leaf key DER");
+        rustls_pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+            .expect("leaf key DER");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -260,13 +276,18 @@ impl Harness {
             .audit_file
             .clone()
             .unwrap_or_else(|| dir.path().join("audit/trail.jsonl"));
-        let graph =
-            StandIn::start(&dir.path().join("ca.pem"), audit_file.clone(), setup.graph).await;
-        std::fs::write(dir.path().join("jwks.json"), issuer().jwks_json()).expect("writing jwks");
+        let graph = StandIn::start(
+            &dir.path().join("ca.pem"),
+            audit_file.clone(),
+            setup.graph,
+        )
+        .await;
+        std::fs::write(dir.path().join("jwks.json"), issuer().jwks_json())
+            .expect("writing jwks");
 
-        let upstream = setup
-            .upstream_url
-            .unwrap_or_else(|| format!("https://127.0.0.1:{}", graph.addr.port()));
+        let upstream = setup.upstream_url.unwrap_or_else(|| {
+            format!("https://127.0.0.1:{}", graph.addr.port())
+        });
         let config = format!(
             r#"
 [server]
@@ -342,7 +363,8 @@ sync = "batch"
     }
 
     async fn send_absolute(&self, request: Request<Full<Bytes>>) -> Reply {
-        let response = self.client.request(request).await.expect("proxy answers");
+        let response =
+            self.client.request(request).await.expect("proxy answers");
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
@@ -362,7 +384,8 @@ sync = "batch"
     pub async fn post(&self, path: &str, token: Option<&str>) -> Reply {
         let mut builder = Request::post(path);
         if let Some(token) = token {
-            builder = builder.header("authorization", format!("Bearer {token}"));
+            builder =
+                builder.header("authorization", format!("Bearer {token}"));
         }
         self.send(builder.body(Full::new(Bytes::new())).expect("request"))
             .await
@@ -378,7 +401,8 @@ sync = "batch"
 
     /// Every audit record on disk, parsed.
     pub fn audit_records(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(&self.audit_file).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(&self.audit_file).unwrap_or_default();
         text.lines()
             .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
             .collect()
@@ -410,8 +434,8 @@ sync = "batch"
 
     /// Asserts the audit file's hash chain is intact.
     pub fn assert_chain_verifies(&self) {
-        let report =
-            cancelguard::audit::verify::verify_file(&self.audit_file).expect("audit file readable");
+        let report = cancelguard::audit::verify::verify_file(&self.audit_file)
+            .expect("audit file readable");
         assert_eq!(report.problem, None, "audit chain broken: {report:?}");
         assert!(report.records > 0, "audit file holds no records");
     }
@@ -421,8 +445,8 @@ sync = "batch"
     pub async fn stop_verified(self) {
         let audit_file = self.audit_file.clone();
         let _dir = self.stop().await;
-        let report =
-            cancelguard::audit::verify::verify_file(&audit_file).expect("audit file readable");
+        let report = cancelguard::audit::verify::verify_file(&audit_file)
+            .expect("audit file readable");
         assert_eq!(report.problem, None, "audit chain broken: {report:?}");
         assert!(
             report.records >= 2,

@@ -13,6 +13,7 @@ use http::{Response, StatusCode};
 use serde_json::json;
 
 use crate::audit::AuditError;
+use crate::batch::BatchError;
 use crate::auth::AuthError;
 use crate::route::RouteError;
 use crate::shape::ShapeError;
@@ -27,6 +28,8 @@ pub enum Rejection {
     Shape(#[from] ShapeError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
     #[error("denied by policy")]
     Denied { reason: &'static str },
     #[error("route not served by this proxy")]
@@ -54,6 +57,13 @@ impl Rejection {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             Rejection::Shape(_) => StatusCode::BAD_REQUEST,
+            Rejection::Batch(BatchError::CancelAll { .. }) => {
+                StatusCode::FORBIDDEN
+            }
+            Rejection::Batch(BatchError::NotPost) => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+            Rejection::Batch(_) => StatusCode::BAD_REQUEST,
             Rejection::Auth(AuthError::KeysNotLoaded) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -80,6 +90,10 @@ impl Rejection {
             Rejection::Shape(ShapeError::MethodOverride) => "method_override",
             Rejection::Shape(ShapeError::Body) => "body_not_allowed",
             Rejection::Shape(ShapeError::Query) => "query_not_allowed",
+            Rejection::Batch(BatchError::CancelAll { .. }) => {
+                "cancelall_in_batch"
+            }
+            Rejection::Batch(_) => "batch_refused",
             Rejection::Auth(e) => e.reason(),
             Rejection::Denied { reason } => reason,
             Rejection::NotFound => "not_found",
@@ -121,13 +135,21 @@ impl Rejection {
                 return format!("{e}; send POST with no body and no query");
             }
             Rejection::Auth(e) => return e.to_string(),
+            Rejection::Batch(BatchError::CancelAll { .. }) => {
+                "cancelAll cannot be sent inside $batch; call POST \
+                 /{version}/identityGovernance/permissionsManagement/\
+                 scheduledPermissionsRequests/{id}/cancelAll directly"
+            }
+            Rejection::Batch(e) => {
+                return format!("cancelguard refused the batch: {e}");
+            }
             Rejection::Denied { .. } => {
                 "cancelguard's policy does not allow this caller to cancel \
                  this request; ask the proxy's operators for access"
             }
             Rejection::NotFound => {
-                "cancelguard serves only the scheduledPermissionsRequest \
-                 cancelAll action"
+                "cancelguard does not forward this route; it serves the \
+                 scheduledPermissionsRequest cancelAll action"
             }
             Rejection::Draining => {
                 "cancelguard is shutting down; retry against another instance"
@@ -167,7 +189,8 @@ impl Rejection {
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
 
         match self {
-            Rejection::Shape(ShapeError::MethodNotAllowed) => {
+            Rejection::Shape(ShapeError::MethodNotAllowed)
+            | Rejection::Batch(BatchError::NotPost) => {
                 headers.insert(ALLOW, HeaderValue::from_static("POST"));
             }
             Rejection::Auth(AuthError::MissingToken) => {

@@ -5,12 +5,22 @@
 //! the action may carry the `microsoft.graph.` namespace and the key may sit
 //! in parentheses. A guard that matched the raw bytes would be easy to walk
 //! around, so the target is decoded once into plain segments and classified
-//! from those. Whatever cannot be decoded without ambiguity is refused: the
-//! proxy never forwards a target it did not understand.
+//! from those.
+//!
+//! Two rules keep the classification from being talked around:
+//!
+//! - whatever cannot be decoded without ambiguity is refused (encoded
+//!   delimiters, double encoding, dot segments, path parameters, control or
+//!   non-ASCII characters): the proxy never forwards what it did not
+//!   understand;
+//! - a path in which any segment so much as mentions `cancelAll` (letters
+//!   and digits compared, everything else ignored) is either recognized as
+//!   cancelAll exactly or refused. Only paths that cannot name the action
+//!   are "other routes".
 //!
 //! Trailing slashes are merged like any other empty segment, so
-//! `.../cancelAll/` is cancelAll too. The path sent upstream for cancelAll is
-//! built from the parsed version and request id alone.
+//! `.../cancelAll/` is cancelAll too. The path sent upstream for cancelAll
+//! is built from the parsed version and request id alone.
 
 use http::{Method, Uri};
 
@@ -24,7 +34,7 @@ pub enum Route {
     CancelAll(CancelAll),
     /// A JSON batch, which could carry cancelAll inside it.
     Batch { version: Version },
-    /// Any other Graph route.
+    /// Any other Graph route; it cannot name cancelAll.
     Other,
 }
 
@@ -32,11 +42,11 @@ pub enum Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelAll {
     pub version: Version,
-    /// The `scheduledPermissionsRequest` id, as the caller spelt it.
+    /// The `scheduledPermissionsRequest` id, quotes removed.
     pub request_id: String,
 }
 
-/// Graph API versions that carry the action.
+/// Graph API versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Beta,
@@ -56,12 +66,16 @@ pub enum RouteError {
     BadEscape,
     #[error("the path holds an encoded '/', '\\' or '%'")]
     EncodedDelimiter,
-    #[error("the path is not valid UTF-8 once decoded")]
-    NotUtf8,
+    #[error("the path holds non-ASCII characters")]
+    NonAscii,
     #[error("the path holds a '.' or '..' segment")]
     DotSegment,
     #[error("the request id is empty or holds characters an id cannot hold")]
     BadRequestId,
+    #[error("the path names cancelAll in a form this proxy does not accept")]
+    UnrecognizedCancelAll,
+    #[error("the path names $batch in a form this proxy does not accept")]
+    UnrecognizedBatch,
 }
 
 impl Version {
@@ -114,11 +128,35 @@ pub fn classify(
     if absolute && version < http::Version::HTTP_2 {
         return Err(RouteError::NotOriginForm);
     }
-    let path = uri.path();
+    classify_path(uri.path())
+}
+
+/// Classifies a `$batch` sub-request's `url`, which is relative to the
+/// version root with or without a leading slash, and may carry a query.
+pub fn classify_relative(
+    version: Version,
+    url: &str,
+) -> Result<Route, RouteError> {
+    // A fragment never reaches a server; one in a batch url is a trick.
+    if url.contains('#') {
+        return Err(RouteError::ForbiddenCharacter);
+    }
+    let path = url.split_once('?').map_or(url, |(path, _)| path);
+    // A scheme (`https:`) or authority (`//host`) would point the
+    // sub-request somewhere of the caller's choosing.
+    let first = path.split('/').next().unwrap_or_default();
+    if first.contains(':') || path.starts_with("//") {
+        return Err(RouteError::NotOriginForm);
+    }
+    let path = path.strip_prefix('/').unwrap_or(path);
+    classify_path(&format!("/{}/{path}", version.as_str()))
+}
+
+/// Classifies a decoded-once path.
+pub fn classify_path(path: &str) -> Result<Route, RouteError> {
     if !path.starts_with('/') {
         return Err(RouteError::NotOriginForm);
     }
-
     let decoded = decode(path)?;
     let mut segments = Vec::new();
     for segment in decoded.split('/').filter(|s| !s.is_empty()) {
@@ -128,11 +166,23 @@ pub fn classify(
         segments.push(segment);
     }
 
-    classify_segments(&segments)
+    if let Some(route) = exact(&segments)? {
+        return Ok(route);
+    }
+    // Not an exact match. Anything that still names the action or the batch
+    // endpoint is a spelling this proxy does not know, and is refused.
+    if segments.iter().any(|s| mentions(s, "cancelall")) {
+        return Err(RouteError::UnrecognizedCancelAll);
+    }
+    if segments.iter().any(|s| skeleton(s) == "batch") {
+        return Err(RouteError::UnrecognizedBatch);
+    }
+    Ok(Route::Other)
 }
 
 /// Decodes percent-escapes exactly once, refusing anything that would
-/// decode differently a second time or hide a delimiter.
+/// decode differently a second time, hide a delimiter, or fold onto ASCII
+/// letters in a case-insensitive router (such as `ı` or `ſ`).
 fn decode(path: &str) -> Result<String, RouteError> {
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -141,46 +191,94 @@ fn decode(path: &str) -> Result<String, RouteError> {
         let b = bytes[i];
         let decoded = if b == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(RouteError::BadEscape)?;
-            let hex =
-                std::str::from_utf8(hex).map_err(|_| RouteError::BadEscape)?;
-            let value = u8::from_str_radix(hex, 16)
-                .map_err(|_| RouteError::BadEscape)?;
-            // An escaped delimiter would be a second segment boundary only
-            // some parsers see; an escaped '%' is double encoding.
+            let value = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(RouteError::BadEscape)?;
+            // An escaped delimiter is a segment boundary only some parsers
+            // see; an escaped '%' is double encoding.
             if matches!(value, b'/' | b'\\' | b'%') {
                 return Err(RouteError::EncodedDelimiter);
             }
             i += 3;
             value
         } else {
+            if !is_path_char(b) {
+                return Err(RouteError::ForbiddenCharacter);
+            }
             i += 1;
             b
         };
-        if decoded < 0x20 || decoded == 0x7f || matches!(decoded, b'\\' | b';')
-        {
+        if !decoded.is_ascii() {
+            return Err(RouteError::NonAscii);
+        }
+        if decoded < 0x20 || matches!(decoded, 0x7f | b'\\' | b';' | b'#') {
             return Err(RouteError::ForbiddenCharacter);
         }
         out.push(decoded);
     }
-    String::from_utf8(out).map_err(|_| RouteError::NotUtf8)
+    // Every byte is ASCII, so this cannot fail; map it anyway.
+    String::from_utf8(out).map_err(|_| RouteError::NonAscii)
 }
 
-fn classify_segments(segments: &[&str]) -> Result<Route, RouteError> {
+/// Characters RFC 3986 allows unescaped in a path.
+fn is_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
+/// True when `segment`'s skeleton contains `word`.
+fn mentions(segment: &str, word: &str) -> bool {
+    skeleton(segment).contains(word)
+}
+
+/// A segment reduced to its lowercased letters and digits: what is left
+/// once every spelling trick (case, punctuation, namespaces, parentheses)
+/// is taken away.
+fn skeleton(segment: &str) -> String {
+    segment
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The routes this proxy recognizes exactly, or `None`.
+fn exact(segments: &[&str]) -> Result<Option<Route>, RouteError> {
     let Some((first, rest)) = segments.split_first() else {
-        return Ok(Route::Other);
+        return Ok(None);
     };
     let Some(version) = Version::parse(first) else {
-        return Ok(Route::Other);
+        return Ok(None);
     };
 
     if let [single] = rest
         && single.eq_ignore_ascii_case("$batch")
     {
-        return Ok(Route::Batch { version });
+        return Ok(Some(Route::Batch { version }));
     }
 
-    // The action lives at `identityGovernance/permissionsManagement/...` and,
-    // in older documentation, at `permissionsManagement/...` directly.
+    // The action lives at `identityGovernance/permissionsManagement/...`
+    // and, in older documentation, at `permissionsManagement/...`.
     let rest = match rest {
         [ig, tail @ ..] if ig.eq_ignore_ascii_case("identityGovernance") => {
             tail
@@ -188,31 +286,33 @@ fn classify_segments(segments: &[&str]) -> Result<Route, RouteError> {
         _ => rest,
     };
     let [pm, tail @ ..] = rest else {
-        return Ok(Route::Other);
+        return Ok(None);
     };
     if !pm.eq_ignore_ascii_case("permissionsManagement") {
-        return Ok(Route::Other);
+        return Ok(None);
     }
 
     let (raw_id, action) = match tail {
         // `scheduledPermissionsRequests/{id}/cancelAll`
-        [collection, id, action] if is_collection(collection) => (*id, *action),
+        [collection, id, action] if is_collection(collection) => {
+            (*id, *action)
+        }
         // `scheduledPermissionsRequests({id})/cancelAll`
         [keyed, action] => match keyed_id(keyed) {
             Some(id) => (id, *action),
-            None => return Ok(Route::Other),
+            None => return Ok(None),
         },
-        _ => return Ok(Route::Other),
+        _ => return Ok(None),
     };
     if !is_cancel_all(action) {
-        return Ok(Route::Other);
+        return Ok(None);
     }
 
     let request_id = checked_id(raw_id)?;
-    Ok(Route::CancelAll(CancelAll {
+    Ok(Some(Route::CancelAll(CancelAll {
         version,
         request_id,
-    }))
+    })))
 }
 
 fn is_collection(segment: &str) -> bool {
@@ -259,139 +359,4 @@ fn checked_id(raw: &str) -> Result<String, RouteError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ID: &str = "0b2a8c5e-1f3d-4e6a-9b7c-2d4e6f8a0b1c";
-
-    fn route(target: &str) -> Result<Route, RouteError> {
-        let uri: Uri = target.parse().expect("test targets parse as URIs");
-        classify(&Method::POST, &uri, http::Version::HTTP_11)
-    }
-
-    fn cancel_all(version: Version) -> Result<Route, RouteError> {
-        Ok(Route::CancelAll(CancelAll {
-            version,
-            request_id: ID.into(),
-        }))
-    }
-
-    #[test]
-    fn spellings_of_cancel_all_are_recognized() {
-        let spellings = [
-            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{id}/cancelAll",
-            "/beta/permissionsManagement/scheduledPermissionsRequests/{id}/cancelAll",
-            "/BETA/IDENTITYGOVERNANCE/permissionsmanagement/ScheduledPermissionsRequests/{id}/CANCELALL",
-            "/beta//identityGovernance/permissionsManagement/scheduledPermissionsRequests/{id}/cancelAll",
-            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{id}/cancelAll/",
-            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{id}/microsoft.graph.cancelAll",
-            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{id}/Microsoft.Graph.CancelAll",
-            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests({id})/cancelAll",
-            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests('{id}')/cancelAll",
-            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/%27{id}%27/cancelAll",
-            "/beta/identity%47overnance/permissionsManagement/scheduledPermissionsRequests/{id}/cancel%41ll",
-        ];
-        for spelling in spellings {
-            let target = spelling.replace("{id}", ID);
-            assert_eq!(route(&target), cancel_all(Version::Beta), "{target}");
-        }
-        let v1 = format!(
-            "/v1.0/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{ID}/cancelAll"
-        );
-        assert_eq!(route(&v1), cancel_all(Version::V1));
-    }
-
-    #[test]
-    fn canonical_path_is_built_from_parts() {
-        let target = format!(
-            "/BETA//permissionsmanagement/scheduledpermissionsrequests('{ID}')/microsoft.graph.cancelall/"
-        );
-        let Ok(Route::CancelAll(call)) = route(&target) else {
-            panic!("not classified as cancelAll");
-        };
-        assert_eq!(
-            call.canonical_path(),
-            format!(
-                "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{ID}/cancelAll"
-            )
-        );
-    }
-
-    #[test]
-    fn ambiguous_targets_are_refused() {
-        let base = "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests";
-        let cases = [
-            (
-                format!("{base}%2F{ID}/cancelAll"),
-                RouteError::EncodedDelimiter,
-            ),
-            (
-                format!("{base}/{ID}%5CcancelAll"),
-                RouteError::EncodedDelimiter,
-            ),
-            (
-                format!("{base}/{ID}/cancel%2541ll"),
-                RouteError::EncodedDelimiter,
-            ),
-            (
-                format!("{base}/{ID}/cancelAll%00"),
-                RouteError::ForbiddenCharacter,
-            ),
-            (
-                format!("{base}/{ID};x=1/cancelAll"),
-                RouteError::ForbiddenCharacter,
-            ),
-            (format!("{base}/{ID}/./cancelAll"), RouteError::DotSegment),
-            (
-                format!("{base}/x/../{ID}/cancelAll"),
-                RouteError::DotSegment,
-            ),
-            (format!("{base}/{ID}/cancelAll%zz"), RouteError::BadEscape),
-            (format!("{base}/{ID}/cancelAll%4"), RouteError::BadEscape),
-            (format!("{base}/%ff{ID}/cancelAll"), RouteError::NotUtf8),
-            (format!("{base}/''/cancelAll"), RouteError::BadRequestId),
-            (format!("{base}/a%20b/cancelAll"), RouteError::BadRequestId),
-            (format!("{base}/a*b/cancelAll"), RouteError::BadRequestId),
-            (
-                format!("https://graph.microsoft.com{base}/{ID}/cancelAll"),
-                RouteError::NotOriginForm,
-            ),
-        ];
-        for (target, expected) in cases {
-            assert_eq!(route(&target), Err(expected), "{target}");
-        }
-    }
-
-    #[test]
-    fn connect_is_refused() {
-        let uri: Uri =
-            "graph.microsoft.com:443".parse().expect("authority form");
-        let classified =
-            classify(&Method::CONNECT, &uri, http::Version::HTTP_11);
-        assert_eq!(classified, Err(RouteError::Connect));
-    }
-
-    #[test]
-    fn other_routes_and_batch_are_told_apart() {
-        assert_eq!(route("/v1.0/me"), Ok(Route::Other));
-        assert_eq!(route("/"), Ok(Route::Other));
-        assert_eq!(
-            route(
-                "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests"
-            ),
-            Ok(Route::Other)
-        );
-        assert_eq!(
-            route("/beta/$BATCH"),
-            Ok(Route::Batch {
-                version: Version::Beta
-            })
-        );
-        assert_eq!(
-            route("/v1.0/%24batch"),
-            Ok(Route::Batch {
-                version: Version::V1
-            })
-        );
-    }
-}
+mod tests;

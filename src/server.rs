@@ -18,7 +18,7 @@ use crate::audit::{Audit, Event, Record};
 use crate::auth::Verifier;
 use crate::auth::keys::KeyStore;
 use crate::config::{Config, KeySource};
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, Routing};
 use crate::upstream::{Upstream, build_client};
 
 /// A proxy whose listeners are bound and whose state is built, ready to
@@ -57,8 +57,17 @@ impl Server {
         let audit = Audit::start(&config.audit)?;
         let verifier = Verifier::new(&config.auth, keys);
         let upstream = Upstream::new(&config.upstream, client);
-        let proxy =
-            Arc::new(Proxy::new(verifier, config.policy, audit, upstream));
+        let routing = Routing {
+            forward_other_routes: config.upstream.forward_other_routes,
+            max_batch_bytes: config.server.max_batch_bytes,
+        };
+        let proxy = Arc::new(Proxy::new(
+            verifier,
+            config.policy,
+            audit,
+            upstream,
+            routing,
+        ));
 
         let listener =
             TcpListener::bind(config.server.listen).await.with_context(

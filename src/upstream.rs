@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -160,25 +160,49 @@ impl Upstream {
         caller_headers: &HeaderMap,
         client_request_id: &str,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| UpstreamError::Failed(e.to_string()))?;
-
-        let mut request = Request::post(uri)
-            .body(empty_body())
-            .map_err(|e| UpstreamError::Failed(e.to_string()))?;
-        let headers = request.headers_mut();
-        copy_end_to_end(caller_headers, headers);
-        headers.remove(header::HOST);
-        headers.remove(header::CONTENT_LENGTH);
-        headers.insert(header::HOST, self.host.clone());
+        let mut headers = HeaderMap::with_capacity(caller_headers.len() + 2);
+        copy_end_to_end(caller_headers, &mut headers);
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         if let Ok(value) = HeaderValue::from_str(client_request_id) {
             headers.insert(CLIENT_REQUEST_ID, value);
         }
+        self.send(Method::POST, path, headers, empty_body()).await
+    }
+
+    /// Forwards a request that is not cancelAll as it came: same method,
+    /// path and query bytes, end-to-end headers and body.
+    pub async fn pass_through(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        caller_headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let mut headers = HeaderMap::with_capacity(caller_headers.len());
+        copy_end_to_end(caller_headers, &mut headers);
+        self.send(method, path_and_query, headers, body).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: Body,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| UpstreamError::Failed(e.to_string()))?;
+        // The upstream is fixed by configuration, never by the caller.
+        headers.insert(header::HOST, self.host.clone());
+
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
 
         match tokio::time::timeout(self.timeout, self.client.request(request))
             .await

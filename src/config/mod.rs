@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub shutdown_grace: Duration,
+    /// Largest `$batch` body read for inspection.
+    pub max_batch_bytes: usize,
 }
 
 /// `[upstream]`, checked.
@@ -64,6 +66,8 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub ca_file: Option<PathBuf>,
+    /// Forward routes other than cancelAll instead of answering 404.
+    pub forward_other_routes: bool,
 }
 
 /// Where signing keys come from.
@@ -177,7 +181,11 @@ impl Config {
                 "server.shutdown_grace",
                 &raw.server.shutdown_grace,
             )?,
+            max_batch_bytes: raw.server.max_batch_bytes,
         };
+        if server.max_batch_bytes == 0 {
+            return Err(("server.max_batch_bytes", "must be above 0".into()));
+        }
         // Port 0 asks the OS for any free port, so two such can coexist.
         if server.listen == server.admin_listen && server.listen.port() != 0 {
             return Err((
@@ -309,12 +317,6 @@ fn check_upstream(
             ),
         ));
     }
-    if raw.forward_other_routes {
-        return Err((
-            "upstream.forward_other_routes",
-            "forwarding other routes is not supported by this version".into(),
-        ));
-    }
     Ok(UpstreamConfig {
         url,
         timeout: duration("upstream.timeout", &raw.timeout)?,
@@ -323,6 +325,7 @@ fn check_upstream(
             &raw.connect_timeout,
         )?,
         ca_file: None,
+        forward_other_routes: raw.forward_other_routes,
     })
 }
 

@@ -26,6 +26,7 @@ pub struct RawServer {
     pub listen: String,
     pub admin_listen: String,
     pub shutdown_grace: String,
+    pub max_batch_bytes: usize,
 }
 
 impl Default for RawServer {
@@ -34,6 +35,7 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:9090".into(),
             shutdown_grace: "20s".into(),
+            max_batch_bytes: 1024 * 1024,
         }
     }
 }

@@ -57,10 +57,6 @@ fn bad_values_name_their_key() {
             Box::new(|r| r.upstream.credential = "on-behalf-of".into()),
         ),
         (
-            "upstream.forward_other_routes",
-            Box::new(|r| r.upstream.forward_other_routes = true),
-        ),
-        (
             "auth",
             Box::new(|r| r.auth.jwks_url = Some("https://keys".into())),
         ),

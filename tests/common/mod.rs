@@ -3,6 +3,8 @@
 //! local issuer whose key set is a JWKS file.
 #![allow(dead_code)]
 
+pub mod lenient;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,7 +69,13 @@ pub fn admin_token() -> String {
 pub struct Received {
     pub method: Method,
     pub path: String,
+    /// Path and query exactly as received.
+    pub target: String,
     pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Whether Graph's lenient router would have run cancelAll for this
+    /// request (directly or inside a batch).
+    pub routes_to_cancel_all: bool,
     /// Whether the audit file already held this call's decision record
     /// when the request arrived.
     pub decision_on_disk: bool,
@@ -123,34 +131,14 @@ impl StandIn {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
-                    let service =
-                        service_fn(move |request: Request<Incoming>| {
-                            let log = log.clone();
-                            let audit_file = audit_file.clone();
-                            let behavior = behavior.clone();
-                            async move {
-                                let client_id = request
-                                    .headers()
-                                    .get("client-request-id")
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_owned();
-                                let decision_on_disk =
-                                    decision_on_disk(&audit_file, &client_id);
-                                log.lock().expect("lock").push(Received {
-                                    method: request.method().clone(),
-                                    path: request.uri().path().to_owned(),
-                                    headers: request.headers().clone(),
-                                    decision_on_disk,
-                                });
-                                tokio::time::sleep(behavior.delay).await;
-                                let mut response = hyper::Response::new(
-                                    Full::new(Bytes::new()),
-                                );
-                                *response.status_mut() = behavior.status;
-                                Ok::<_, Infallible>(response)
-                            }
-                        });
+                    let service = service_fn(move |request| {
+                        answer(
+                            request,
+                            log.clone(),
+                            audit_file.clone(),
+                            behavior.clone(),
+                        )
+                    });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
@@ -164,6 +152,49 @@ impl StandIn {
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
     }
+}
+
+/// Records one request the way the stand-in Graph sees it, then answers.
+async fn answer(
+    request: Request<Incoming>,
+    log: Arc<Mutex<Vec<Received>>>,
+    audit_file: Arc<PathBuf>,
+    behavior: GraphBehavior,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let client_id = request
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let decision_on_disk = decision_on_disk(&audit_file, &client_id);
+
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let routes_to_cancel_all = lenient::routes_to_cancel_all(&target, &body);
+    log.lock().expect("lock").push(Received {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        target,
+        headers: parts.headers,
+        body,
+        routes_to_cancel_all,
+        decision_on_disk,
+    });
+
+    tokio::time::sleep(behavior.delay).await;
+    let mut response = hyper::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = behavior.status;
+    Ok(response)
 }
 
 fn decision_on_disk(audit_file: &Path, client_request_id: &str) -> bool {
@@ -226,6 +257,8 @@ pub struct Setup {
     pub upstream_timeout: &'static str,
     /// Fetch keys from this URL instead of the JWKS file.
     pub jwks_url: Option<String>,
+    pub forward_other_routes: bool,
+    pub max_batch_bytes: usize,
 }
 
 impl Default for Setup {
@@ -236,6 +269,8 @@ impl Default for Setup {
             audit_file: None,
             upstream_timeout: "5s",
             jwks_url: None,
+            forward_other_routes: false,
+            max_batch_bytes: 1024 * 1024,
         }
     }
 }
@@ -294,12 +329,14 @@ impl Harness {
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 shutdown_grace = "2s"
+max_batch_bytes = {max_batch}
 
 [upstream]
 url = "{upstream}"
 ca_file = "ca.pem"
 timeout = "{timeout}"
 connect_timeout = "2s"
+forward_other_routes = {forward}
 
 [auth]
 {keys}
@@ -325,6 +362,8 @@ file = "{audit}"
 sync = "batch"
 "#,
             timeout = setup.upstream_timeout,
+            max_batch = setup.max_batch_bytes,
+            forward = setup.forward_other_routes,
             keys = match &setup.jwks_url {
                 Some(url) => format!("jwks_url = \"{url}\""),
                 None => "jwks_file = \"jwks.json\"".into(),

@@ -1,7 +1,10 @@
 //! The request pipeline: classify, check shape, authenticate, authorize,
 //! audit, forward, audit the outcome. Each step lives in its own module;
 //! this one only runs them in order and makes sure every end of a cancelAll
-//! attempt is audited.
+//! attempt is audited. Routes other than cancelAll are handled in
+//! [`other`].
+
+mod other;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +35,17 @@ pub struct Proxy {
     pub policy: Policy,
     pub audit: Audit,
     pub upstream: Upstream,
+    routing: Routing,
     draining: AtomicBool,
+}
+
+/// How routes other than cancelAll are treated.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing {
+    /// Forward them upstream instead of answering 404.
+    pub forward_other_routes: bool,
+    /// Largest `$batch` body read for inspection.
+    pub max_batch_bytes: usize,
 }
 
 /// One request's ids and origin, carried through the steps.
@@ -49,12 +62,14 @@ impl Proxy {
         policy: Policy,
         audit: Audit,
         upstream: Upstream,
+        routing: Routing,
     ) -> Self {
         Self {
             verifier,
             policy,
             audit,
             upstream,
+            routing,
             draining: AtomicBool::new(false),
         }
     }
@@ -96,10 +111,10 @@ impl Proxy {
                 Ok(Route::CancelAll(target)) => {
                     self.cancel_all(&call, request, target).await
                 }
-                Ok(Route::Batch { .. } | Route::Other) => {
-                    tracing::debug!("route not served");
-                    self.reject(&call, Rejection::NotFound)
+                Ok(Route::Batch { version }) => {
+                    self.batch(&call, request, version).await
                 }
+                Ok(Route::Other) => self.other(&call, request).await,
                 Err(error) => {
                     let rejection = Rejection::Route(error);
                     let mut record =

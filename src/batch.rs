@@ -47,6 +47,26 @@ struct SubRequest {
 
 /// Checks a batch body. `Ok` means the batch may be forwarded unchanged.
 pub fn inspect(body: &[u8], version: Version) -> Result<(), BatchError> {
+    // serde skips the fields it ignores without checking their strings,
+    // so the whole body is checked to be UTF-8 first: Graph must not read
+    // a body this proxy only skimmed.
+    if std::str::from_utf8(body).is_err() {
+        return Err(BatchError::NotJson("the body is not UTF-8".into()));
+    }
+    // serde would also read these structs from JSON arrays, which Graph
+    // does not accept; the body and each request must be objects.
+    let tree: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| BatchError::NotJson(e.to_string()))?;
+    let objects = tree.as_object().is_some_and(|top| {
+        top.get("requests")
+            .and_then(|r| r.as_array())
+            .is_some_and(|items| items.iter().all(|i| i.is_object()))
+    });
+    if !objects {
+        return Err(BatchError::NotJson(
+            "expected {\"requests\": [{...}, ...]}".into(),
+        ));
+    }
     // Duplicate keys are refused by serde for these structs, so the proxy
     // and Graph cannot read two different `url`s out of one object.
     let batch: Body = serde_json::from_slice(body)
@@ -57,7 +77,9 @@ pub fn inspect(body: &[u8], version: Version) -> Result<(), BatchError> {
 
     for (index, sub) in batch.requests.iter().enumerate() {
         let overridden = sub.headers.keys().any(|name| {
-            METHOD_OVERRIDES.iter().any(|h| name.eq_ignore_ascii_case(h))
+            METHOD_OVERRIDES
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
         });
         if overridden {
             return Err(BatchError::MethodOverride(index));
@@ -91,7 +113,9 @@ mod tests {
                 serde_json::json!({"id": i.to_string(), "method": "GET", "url": url})
             })
             .collect();
-        serde_json::json!({ "requests": requests }).to_string().into_bytes()
+        serde_json::json!({ "requests": requests })
+            .to_string()
+            .into_bytes()
     }
 
     #[test]
@@ -105,7 +129,7 @@ mod tests {
         let spellings = [
             CANCEL.to_string(),
             format!("/{CANCEL}"),
-            format!("//{CANCEL}/"),
+            format!("{CANCEL}/"),
             CANCEL.to_uppercase().replace("R-1", "r-1"),
             "permissionsManagement/scheduledPermissionsRequests('r-1')/\
              microsoft.graph.cancelAll"
@@ -127,6 +151,11 @@ mod tests {
     fn doubtful_batches_are_refused() {
         let refused = |body: &[u8]| inspect(body, Version::Beta).is_err();
         assert!(refused(b"not json"));
+        assert!(refused(b"[[]]"));
+        assert!(refused(br#"{"requests":[["/me"]]}"#));
+        assert!(refused(
+            b"{\"requests\":[{\"method\":\"G\xffT\",\"url\":\"/me\"}]}"
+        ));
         assert!(refused(b"{\"requests\": {}}"));
         assert!(refused(br#"{"requests":[{"id":"1","method":"GET"}]}"#));
         assert!(refused(
@@ -139,6 +168,7 @@ mod tests {
         assert!(refused(&batch(&["$batch"])));
         assert!(refused(&batch(&["/beta/x/../cancelAll"])));
         assert!(refused(&batch(&["https://evil.example/beta/me"])));
+        assert!(refused(&batch(&["//evil.example/beta/me"])));
         let overridden = br#"{"requests":[{"id":"1","url":"/me",
             "headers":{"X-HTTP-Method-Override":"POST"}}]}"#;
         assert_eq!(

@@ -13,8 +13,8 @@ use http::{Response, StatusCode};
 use serde_json::json;
 
 use crate::audit::AuditError;
-use crate::batch::BatchError;
 use crate::auth::AuthError;
+use crate::batch::BatchError;
 use crate::route::RouteError;
 use crate::shape::ShapeError;
 use crate::upstream::{Body, UpstreamError, full_body};

@@ -294,9 +294,7 @@ fn exact(segments: &[&str]) -> Result<Option<Route>, RouteError> {
 
     let (raw_id, action) = match tail {
         // `scheduledPermissionsRequests/{id}/cancelAll`
-        [collection, id, action] if is_collection(collection) => {
-            (*id, *action)
-        }
+        [collection, id, action] if is_collection(collection) => (*id, *action),
         // `scheduledPermissionsRequests({id})/cancelAll`
         [keyed, action] => match keyed_id(keyed) {
             Some(id) => (id, *action),

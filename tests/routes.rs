@@ -42,11 +42,13 @@ fn cancel_relative() -> String {
 #[tokio::test]
 async fn other_routes_are_forwarded_untouched_when_configured() {
     let proxy = Harness::start(forwarding()).await;
-    let request = Request::post("/v1.0/users/Alice%40contoso.com/sendMail?$select=id&x=%2F")
-        .header("x-custom", "kept")
-        .header("authorization", "Bearer opaque")
-        .body(Full::new(Bytes::from_static(b"{\"message\":{}}")))
-        .expect("request");
+    let request = Request::post(
+        "/v1.0/users/Alice%40contoso.com/sendMail?$select=id&x=%2F",
+    )
+    .header("x-custom", "kept")
+    .header("authorization", "Bearer opaque")
+    .body(Full::new(Bytes::from_static(b"{\"message\":{}}")))
+    .expect("request");
     let reply = proxy.send(request).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 
@@ -54,11 +56,17 @@ async fn other_routes_are_forwarded_untouched_when_configured() {
     assert_eq!(received.len(), 1);
     let got = &received[0];
     assert_eq!(got.method, http::Method::POST);
-    assert_eq!(got.target, "/v1.0/users/Alice%40contoso.com/sendMail?$select=id&x=%2F");
+    assert_eq!(
+        got.target,
+        "/v1.0/users/Alice%40contoso.com/sendMail?$select=id&x=%2F"
+    );
     assert_eq!(got.body.as_ref(), b"{\"message\":{}}");
     assert_eq!(got.headers["x-custom"], "kept");
     assert_eq!(got.headers["authorization"], "Bearer opaque");
-    assert_eq!(got.headers["host"], format!("127.0.0.1:{}", proxy.graph.addr.port()).as_str());
+    assert_eq!(
+        got.headers["host"],
+        format!("127.0.0.1:{}", proxy.graph.addr.port()).as_str()
+    );
 
     let records = proxy.audit_records();
     assert!(
@@ -80,7 +88,11 @@ async fn other_routes_get_404_when_not_forwarded() {
 #[tokio::test]
 async fn method_override_is_refused_on_every_route() {
     let proxy = Harness::start(forwarding()).await;
-    for name in ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"] {
+    for name in [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+    ] {
         let request = Request::get("/v1.0/me")
             .header(name, "DELETE")
             .body(Full::new(Bytes::new()))
@@ -102,17 +114,27 @@ async fn batch_holding_cancel_all_is_refused_and_audited() {
             "PermissionsManagement/scheduledPermissionsRequests('{REQUEST_ID}')/Microsoft.Graph.CancelAll"
         ),
     ];
-    for (path, url) in [("/beta/$batch", &spellings[0]), ("/V1.0/%24BATCH", &spellings[1]), ("/beta//$batch/", &spellings[2])] {
+    for (path, url) in [
+        ("/beta/$batch", &spellings[0]),
+        ("/V1.0/%24BATCH", &spellings[1]),
+        ("/beta//$batch/", &spellings[2]),
+    ] {
         let body = batch_body(&["/me".to_string(), url.clone()]);
         let reply = proxy.send(post_batch(path, body)).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} {url}");
-        let message = reply.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(message.contains("directly"), "{message}");
         let decision = proxy.decision(&audit_id(&reply));
         assert_eq!(decision["reason"], "cancelall_in_batch");
         assert_eq!(decision["target"], REQUEST_ID);
     }
-    assert!(proxy.graph.received().is_empty(), "a batch holding cancelAll reached Graph");
+    assert!(
+        proxy.graph.received().is_empty(),
+        "a batch holding cancelAll reached Graph"
+    );
     proxy.stop_verified().await;
 }
 
@@ -135,12 +157,26 @@ async fn doubtful_batches_are_refused_with_400() {
     ];
     for (name, body) in cases {
         let reply = proxy.send(post_batch("/beta/$batch", body)).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}: {}", reply.body);
-        assert_eq!(proxy.decision(&audit_id(&reply))["reason"], "batch_refused", "{name}");
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            reply.body
+        );
+        assert_eq!(
+            proxy.decision(&audit_id(&reply))["reason"],
+            "batch_refused",
+            "{name}"
+        );
     }
-    let get = Request::get("/beta/$batch").body(Full::new(Bytes::new())).expect("req");
+    let get = Request::get("/beta/$batch")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
     assert_eq!(proxy.send(get).await.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(proxy.graph.received().is_empty(), "a refused batch reached Graph");
+    assert!(
+        proxy.graph.received().is_empty(),
+        "a refused batch reached Graph"
+    );
     proxy.stop_verified().await;
 }
 

@@ -56,7 +56,10 @@ fn send_raw(target: &str, token: &str) -> u16 {
         let mut response = Vec::new();
         let _ = stream.read_to_end(&mut response).await;
         let text = String::from_utf8_lossy(&response);
-        text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        text.split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     })
 }
 
@@ -152,9 +155,11 @@ fn spelling() -> impl Strategy<Value = String> {
         action,
         prop_oneof![Just(""), Just("/")],
     )
-        .prop_map(|(v, s1, g, pm, s2, coll, key, miss, s3, action, end)| {
-            format!("/{v}{s1}{g}{pm}{s2}{coll}{key}{miss}{s3}{action}{end}")
-        })
+        .prop_map(
+            |(v, s1, g, pm, s2, coll, key, miss, s3, action, end)| {
+                format!("/{v}{s1}{g}{pm}{s2}{coll}{key}{miss}{s3}{action}{end}")
+            },
+        )
 }
 
 proptest! {

@@ -60,14 +60,14 @@ impl Proxy {
         }
 
         let (parts, body) = request.into_parts();
-        let checked = match read_limited(body, self.routing.max_batch_bytes).await
-        {
-            Ok(bytes) if parts.method == http::Method::POST => {
-                batch::inspect(&bytes, version).map(|()| bytes)
-            }
-            Ok(_) => Err(BatchError::NotPost),
-            Err(error) => Err(error),
-        };
+        let checked =
+            match read_limited(body, self.routing.max_batch_bytes).await {
+                Ok(bytes) if parts.method == http::Method::POST => {
+                    batch::inspect(&bytes, version).map(|()| bytes)
+                }
+                Ok(_) => Err(BatchError::NotPost),
+                Err(error) => Err(error),
+            };
         let bytes = match checked {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -92,10 +92,8 @@ impl Proxy {
         parts: http::request::Parts,
         body: Body,
     ) -> Response<Body> {
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
+        let path_and_query =
+            parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let result = self
             .upstream
             .pass_through(parts.method, path_and_query, &parts.headers, body)
@@ -111,7 +109,10 @@ impl Proxy {
 }
 
 /// Reads a body up to `limit` bytes.
-async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, BatchError> {
+async fn read_limited(
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, BatchError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error)

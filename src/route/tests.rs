@@ -87,19 +87,68 @@ fn ambiguous_targets_are_refused() {
         (format!("{base}/{ID}/cancelAll%zz"), RouteError::BadEscape),
         (format!("{base}/{ID}/cancelAll%4"), RouteError::BadEscape),
         (format!("{base}/%ff{ID}/cancelAll"), RouteError::NonAscii),
-        (format!("/beta/identityGovernance/permissionsManagement/scheduledPerm%C4%B1ssionsRequests/{ID}/cancelAll"), RouteError::NonAscii),
-        (format!("{base}/{ID}/cancelAll%23x"), RouteError::ForbiddenCharacter),
-        (format!("{base}/{{{ID}}}/cancelAll"), RouteError::ForbiddenCharacter),
-        (format!("{base}/{ID}/cancelAll()"), RouteError::UnrecognizedCancelAll),
-        (format!("{base}/{ID}/graph.cancelAll"), RouteError::UnrecognizedCancelAll),
-        (format!("{base}/{ID}/microsoft.graph.scheduledPermissionsRequest/cancelAll"), RouteError::UnrecognizedCancelAll),
-        (format!("{base}/{ID}/cancelAll/$value"), RouteError::UnrecognizedCancelAll),
-        (format!("{base}/{ID}/cancel%20All"), RouteError::UnrecognizedCancelAll),
-        (format!("{base}/{ID}/cancel_all"), RouteError::UnrecognizedCancelAll),
-        (format!("/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{ID}/cancelAll"), RouteError::UnrecognizedCancelAll),
-        (format!("/v2.0/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{ID}/cancelAll"), RouteError::UnrecognizedCancelAll),
-        (format!("/beta/identityGovernance/scheduledPermissionsRequests/{ID}/cancelAll"), RouteError::UnrecognizedCancelAll),
-        (format!("{base}(id='{ID}')/cancelAll"), RouteError::BadRequestId),
+        (
+            format!(
+                "/beta/identityGovernance/permissionsManagement/scheduledPerm%C4%B1ssionsRequests/{ID}/cancelAll"
+            ),
+            RouteError::NonAscii,
+        ),
+        (
+            format!("{base}/{ID}/cancelAll%23x"),
+            RouteError::ForbiddenCharacter,
+        ),
+        (
+            format!("{base}/{{{ID}}}/cancelAll"),
+            RouteError::ForbiddenCharacter,
+        ),
+        (
+            format!("{base}/{ID}/cancelAll()"),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!("{base}/{ID}/graph.cancelAll"),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!(
+                "{base}/{ID}/microsoft.graph.scheduledPermissionsRequest/cancelAll"
+            ),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!("{base}/{ID}/cancelAll/$value"),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!("{base}/{ID}/cancel%20All"),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!("{base}/{ID}/cancel_all"),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!(
+                "/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{ID}/cancelAll"
+            ),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!(
+                "/v2.0/identityGovernance/permissionsManagement/scheduledPermissionsRequests/{ID}/cancelAll"
+            ),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!(
+                "/beta/identityGovernance/scheduledPermissionsRequests/{ID}/cancelAll"
+            ),
+            RouteError::UnrecognizedCancelAll,
+        ),
+        (
+            format!("{base}(id='{ID}')/cancelAll"),
+            RouteError::BadRequestId,
+        ),
         ("/beta/$batch/x".to_string(), RouteError::UnrecognizedBatch),
         ("/batch".to_string(), RouteError::UnrecognizedBatch),
         ("/beta/$batch()".to_string(), RouteError::UnrecognizedBatch),
@@ -118,10 +167,8 @@ fn ambiguous_targets_are_refused() {
 
 #[test]
 fn connect_is_refused() {
-    let uri: Uri =
-        "graph.microsoft.com:443".parse().expect("authority form");
-    let classified =
-        classify(&Method::CONNECT, &uri, http::Version::HTTP_11);
+    let uri: Uri = "graph.microsoft.com:443".parse().expect("authority form");
+    let classified = classify(&Method::CONNECT, &uri, http::Version::HTTP_11);
     assert_eq!(classified, Err(RouteError::Connect));
 }
 
@@ -149,7 +196,9 @@ fn other_routes_and_batch_are_told_apart() {
     );
     assert_eq!(route("/v1.0/users/batcher@contoso.com"), Ok(Route::Other));
     assert_eq!(
-        route("/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/x"),
+        route(
+            "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/x"
+        ),
         Ok(Route::Other)
     );
 }
@@ -164,7 +213,10 @@ fn batch_urls_are_classified_like_targets() {
         request_id: ID.into(),
     }));
     assert_eq!(classify_relative(Version::V1, &relative), call);
-    assert_eq!(classify_relative(Version::V1, &format!("/{relative}")), call);
+    assert_eq!(
+        classify_relative(Version::V1, &format!("/{relative}")),
+        call
+    );
     assert_eq!(
         classify_relative(Version::V1, &format!("{relative}?a=b")),
         call

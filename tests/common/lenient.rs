@@ -27,7 +27,8 @@ fn batch_runs_cancel_all(body: &[u8]) -> bool {
     };
     let mut urls = Vec::new();
     collect_urls(&json, &mut urls);
-    urls.iter().any(|url| routes_to_cancel_all(&format!("/beta/{url}"), b""))
+    urls.iter()
+        .any(|url| routes_to_cancel_all(&format!("/beta/{url}"), b""))
 }
 
 /// Every string under a key named `url`, at any depth and in any case.

@@ -26,7 +26,15 @@ pub fn handle<B>(proxy: &Arc<Proxy>, request: &Request<B>) -> Response<Body> {
         "/readyz" => {
             let reasons = not_ready_reasons(proxy);
             if reasons.is_empty() {
-                json_response(StatusCode::OK, json!({"status": "ready"}))
+                let mut body = json!({"status": "ready"});
+                // Stale keys still verify tokens; the warning is for
+                // operators, not a reason to take the replica out.
+                if proxy.verifier.keys().is_stale() {
+                    body["warnings"] = json!([
+                        "signing key refresh failing; serving the last good keys"
+                    ]);
+                }
+                json_response(StatusCode::OK, body)
             } else {
                 json_response(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -103,6 +103,7 @@ fn check(path: &Path) -> ExitCode {
     let keys = match &config.auth.keys {
         KeySource::File(file) => format!("file {}", file.display()),
         KeySource::Url(url) => format!("url {url}"),
+        KeySource::Discovery(url) => format!("discovery {url}"),
     };
     let tenants = if config.auth.tenants.is_empty() {
         "any".to_string()

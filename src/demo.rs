@@ -67,6 +67,18 @@ impl Issuer {
         serde_json::to_string(&self.jwks).expect("a JWKS always serializes")
     }
 
+    /// This issuer's key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The base64url RS256 signature of `message` under this issuer's key,
+    /// for tests that build tokens byte by byte.
+    pub fn sign_message(&self, message: &[u8]) -> String {
+        jsonwebtoken::crypto::sign(message, &self.key, Algorithm::RS256)
+            .expect("signing with a valid RSA key")
+    }
+
     /// Signs `claims` as an RS256 token under this issuer's key.
     pub fn sign(&self, claims: &serde_json::Value) -> String {
         let mut header = Header::new(Algorithm::RS256);

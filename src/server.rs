@@ -37,8 +37,12 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         let client =
             build_client(&config.upstream).context("upstream client")?;
-        let keys =
-            Arc::new(KeyStore::new(config.auth.keys.clone(), client.clone()));
+        let keys = Arc::new(KeyStore::new(
+            config.auth.keys.clone(),
+            client.clone(),
+            config.auth.jwks_timeout,
+            config.auth.jwks_min_refetch,
+        ));
         match (&config.auth.keys, keys.load().await) {
             (_, Ok(count)) => {
                 tracing::info!(keys = count, "signing keys loaded")
@@ -46,7 +50,7 @@ impl Server {
             // A local file that cannot be read is a setup error; a key
             // server that is down now may be up in a moment.
             (KeySource::File(_), Err(error)) => return Err(error.into()),
-            (KeySource::Url(_), Err(error)) => {
+            (KeySource::Url(_) | KeySource::Discovery(_), Err(error)) => {
                 tracing::warn!(%error, "signing keys not loaded yet; not ready")
             }
         }

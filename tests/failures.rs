@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::keyserver::KeyServer;
 use common::*;
 use http::StatusCode;
 
@@ -103,41 +104,11 @@ async fn audit_path_that_cannot_be_created_gets_503() {
     proxy.stop().await;
 }
 
-/// Serves `body` with `status` to every request, on plain HTTP.
-async fn key_server(status: StatusCode, body: String) -> std::net::SocketAddr {
-    use http_body_util::Full;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_request| {
-                    let mut response = hyper::Response::new(Full::new(
-                        bytes::Bytes::from(body.clone()),
-                    ));
-                    *response.status_mut() = status;
-                    async move { Ok::<_, std::convert::Infallible>(response) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    TokioExecutor::new(),
-                )
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn keys_fetched_from_a_jwks_url_verify_tokens() {
-    let addr = key_server(StatusCode::OK, issuer().jwks_json()).await;
+    let keys = KeyServer::start(issuer().jwks_json()).await;
     let setup = Setup {
-        jwks_url: Some(format!("http://{addr}/discovery/v2.0/keys")),
+        jwks_url: Some(keys.jwks_url()),
         ..Setup::default()
     };
     let proxy = Harness::start(setup).await;
@@ -149,10 +120,10 @@ async fn keys_fetched_from_a_jwks_url_verify_tokens() {
 
 #[tokio::test]
 async fn key_server_down_at_start_means_not_ready_and_503() {
-    let addr =
-        key_server(StatusCode::INTERNAL_SERVER_ERROR, "oops".into()).await;
+    let keys = KeyServer::start("oops".into()).await;
+    keys.answer(|a| a.status = StatusCode::INTERNAL_SERVER_ERROR);
     let setup = Setup {
-        jwks_url: Some(format!("http://{addr}/keys")),
+        jwks_url: Some(keys.jwks_url()),
         ..Setup::default()
     };
     let proxy = Harness::start(setup).await;

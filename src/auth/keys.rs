@@ -1,25 +1,32 @@
-//! Signing keys: loaded from a JWKS file or URL, held behind an atomic
-//! pointer so that every request reads the current set without a lock or a
-//! copy, and refreshed in the background.
+//! Signing keys: loaded from a JWKS file, a JWKS URL or an OpenID discovery
+//! document, held behind an atomic pointer so that every request reads the
+//! current set without a lock or a copy, and refreshed in the background.
+//!
+//! A token naming an unknown `kid` may mean the issuer rotated keys, so it
+//! triggers one refetch; all requests waiting for the same refetch share it,
+//! and refetches are at most one per `jwks_min_refetch`, so a stream of
+//! forged `kid`s cannot turn the proxy against the key server. When a fetch
+//! fails, the last good keys keep serving.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
-use jsonwebtoken::{AlgorithmFamily, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::config::KeySource;
 use crate::upstream::{HttpClient, empty_body};
 
-/// Largest JWKS document accepted; Entra's is a few kilobytes.
-const MAX_JWKS_BYTES: usize = 1024 * 1024;
-
-/// How long one key fetch may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest key or discovery document accepted; Entra's are a few KiB.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 /// How soon a failed first load is tried again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
@@ -29,8 +36,10 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 pub enum KeyError {
     #[error("cannot read key file {path}: {reason}")]
     Read { path: String, reason: String },
-    #[error("key fetch from {url} failed: {reason}")]
+    #[error("fetch of {url} failed: {reason}")]
     Fetch { url: String, reason: String },
+    #[error("discovery document has no usable jwks_uri: {0}")]
+    Discovery(String),
     #[error("key document is not a JWKS: {0}")]
     NotJwks(String),
     #[error("key document holds no usable signing key")]
@@ -41,6 +50,8 @@ pub enum KeyError {
 pub struct Key {
     pub decoding: DecodingKey,
     pub family: AlgorithmFamily,
+    /// The algorithm the key set pins this key to, if it says.
+    pub alg: Option<Algorithm>,
 }
 
 /// A loaded set of keys, looked up by `kid`.
@@ -50,8 +61,8 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Parses a JWKS document, keeping every usable key and skipping the
-    /// rest: one bad entry must not take the good ones down with it.
+    /// Parses a JWKS document, keeping every usable signing key and
+    /// skipping the rest: one bad entry must not take the good ones down.
     pub fn parse(document: &[u8]) -> Result<Self, KeyError> {
         #[derive(serde::Deserialize)]
         struct Document {
@@ -65,23 +76,10 @@ impl KeySet {
             without_kid: Vec::new(),
         };
         for entry in doc.keys {
-            let Ok(jwk) = serde_json::from_value::<Jwk>(entry) else {
+            let Some((kid, key)) = usable_key(entry) else {
                 continue;
             };
-            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature)
-            {
-                continue;
-            }
-            let Ok(decoding) = DecodingKey::from_jwk(&jwk) else {
-                continue;
-            };
-            let family = decoding.family();
-            // Shared secrets are never verification keys here.
-            if family == AlgorithmFamily::Hmac {
-                continue;
-            }
-            let key = Key { decoding, family };
-            match jwk.common.key_id {
+            match kid {
                 Some(kid) => {
                     set.by_kid.insert(kid, key);
                 }
@@ -104,6 +102,11 @@ impl KeySet {
         self.len() == 0
     }
 
+    /// True when a key with this `kid` is in the set.
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
     /// The key for a token's `kid`. A token without `kid` is only matched
     /// when the set holds exactly one key, so that it cannot pick among
     /// several.
@@ -119,20 +122,65 @@ impl KeySet {
     }
 }
 
+/// A JWKS entry as a verification key, or `None` when it is not one: not
+/// for signatures, a shared secret, or not a key this crate can use.
+fn usable_key(entry: serde_json::Value) -> Option<(Option<String>, Key)> {
+    let jwk = serde_json::from_value::<Jwk>(entry).ok()?;
+    if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature)
+    {
+        return None;
+    }
+    let alg = match jwk.common.key_algorithm {
+        Some(declared) => {
+            Some(Algorithm::from_str(&declared.to_string()).ok()?)
+        }
+        None => None,
+    };
+    let decoding = DecodingKey::from_jwk(&jwk).ok()?;
+    let family = decoding.family();
+    let fits = alg.is_none_or(|a| a.family() == family);
+    if family == AlgorithmFamily::Hmac || !fits {
+        return None;
+    }
+    let key = Key {
+        decoding,
+        family,
+        alg,
+    };
+    Some((jwk.common.key_id, key))
+}
+
 /// The current key set and where it comes from.
 pub struct KeyStore {
     current: ArcSwapOption<KeySet>,
     source: KeySource,
     client: HttpClient,
+    timeout: Duration,
+    min_refetch: Duration,
+    /// When the last refetch for an unknown `kid` started; the lock also
+    /// makes concurrent requests wait for one refetch instead of each
+    /// starting their own.
+    last_refetch: Mutex<Option<Instant>>,
+    /// True while the latest load failed and older keys are serving.
+    stale: AtomicBool,
 }
 
 impl KeyStore {
     /// A store with no keys yet.
-    pub fn new(source: KeySource, client: HttpClient) -> Self {
+    pub fn new(
+        source: KeySource,
+        client: HttpClient,
+        timeout: Duration,
+        min_refetch: Duration,
+    ) -> Self {
         Self {
             current: ArcSwapOption::empty(),
             source,
             client,
+            timeout,
+            min_refetch,
+            last_refetch: Mutex::new(None),
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -146,8 +194,26 @@ impl KeyStore {
         self.current.load().is_some()
     }
 
-    /// Loads the keys once and makes them current.
+    /// True while the latest refresh failed and the last good keys serve.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// Loads the keys once and makes them current. On failure the keys
+    /// already loaded stay current.
     pub async fn load(&self) -> Result<usize, KeyError> {
+        let result = self.fetch_set().await;
+        match &result {
+            Ok(set) => {
+                self.current.store(Some(set.clone()));
+                self.stale.store(false, Ordering::Release);
+            }
+            Err(_) => self.stale.store(true, Ordering::Release),
+        }
+        result.map(|set| set.len())
+    }
+
+    async fn fetch_set(&self) -> Result<Arc<KeySet>, KeyError> {
         let document = match &self.source {
             KeySource::File(path) => tokio::fs::read(path)
                 .await
@@ -157,11 +223,38 @@ impl KeyStore {
                     reason: e.to_string(),
                 })?,
             KeySource::Url(url) => self.fetch(url).await?,
+            KeySource::Discovery(url) => {
+                let jwks = self.jwks_uri(url).await?;
+                self.fetch(&jwks).await?
+            }
         };
-        let set = KeySet::parse(&document)?;
-        let count = set.len();
-        self.current.store(Some(Arc::new(set)));
-        Ok(count)
+        KeySet::parse(&document).map(Arc::new)
+    }
+
+    /// Reads `jwks_uri` from an OpenID discovery document. It must be
+    /// https, unless the document itself came over plain http (a loopback
+    /// stand-in).
+    async fn jwks_uri(&self, url: &http::Uri) -> Result<http::Uri, KeyError> {
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            jwks_uri: String,
+        }
+        let document = self.fetch(url).await?;
+        let discovery: Discovery = serde_json::from_slice(&document)
+            .map_err(|e| KeyError::Discovery(e.to_string()))?;
+        let jwks: http::Uri = discovery
+            .jwks_uri
+            .parse()
+            .map_err(|_| KeyError::Discovery("not a URL".into()))?;
+        let allowed = match jwks.scheme_str() {
+            Some("https") => true,
+            Some("http") => url.scheme_str() == Some("http"),
+            _ => false,
+        };
+        if !allowed || jwks.authority().is_none() {
+            return Err(KeyError::Discovery("jwks_uri must be https".into()));
+        }
+        Ok(jwks)
     }
 
     async fn fetch(&self, url: &http::Uri) -> Result<Bytes, KeyError> {
@@ -172,20 +265,41 @@ impl KeyStore {
         let request = http::Request::get(url.clone())
             .body(empty_body())
             .map_err(|e| fail(e.to_string()))?;
-        let response =
-            tokio::time::timeout(FETCH_TIMEOUT, self.client.request(request))
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
                 .await
-                .map_err(|_| fail("timed out".into()))?
                 .map_err(|e| fail(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(fail(format!("status {}", response.status())));
-        }
-        let body = Limited::new(response.into_body(), MAX_JWKS_BYTES);
-        let collected = tokio::time::timeout(FETCH_TIMEOUT, body.collect())
+            if !response.status().is_success() {
+                return Err(fail(format!("status {}", response.status())));
+            }
+            Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
+                .collect()
+                .await
+                .map(|body| body.to_bytes())
+                .map_err(|e| fail(e.to_string()))
+        };
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| fail("timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(collected.to_bytes())
+            .map_err(|_| fail(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    /// Reloads keys because a token named an unknown `kid`, unless a
+    /// reload started less than `min_refetch` ago. Requests that arrive
+    /// while one runs wait for it and then use its result.
+    pub async fn refetch_for_unknown_kid(&self) {
+        let mut last = self.last_refetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < self.min_refetch) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.load().await {
+            Ok(count) => {
+                tracing::info!(keys = count, "keys refetched for unknown kid")
+            }
+            Err(error) => tracing::warn!(%error, "key refetch failed"),
+        }
     }
 
     /// Keeps the keys fresh until the process ends: retries quickly until

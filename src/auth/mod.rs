@@ -1,46 +1,69 @@
 //! Step 3: authenticate the caller by its Entra ID access token.
 //!
-//! The token must arrive exactly once, as `Authorization: Bearer`, and pass
-//! signature, lifetime, issuer, audience, tenant and scope checks. Only
-//! algorithms from the configuration are accepted; keys named by the token
-//! itself (`jku`, `x5u`, `jwk`) are never used, and `crit` is refused since
-//! no extension is understood.
+//! The token must arrive exactly once, as `Authorization: Bearer`, never
+//! also in the query or a cookie, and pass the checks in [`verify`]:
+//! structure, algorithm, key, signature, lifetime, issuer, audience, tenant
+//! and scopes. Keys come from [`keys`]; tokens that passed are remembered
+//! in [`cache`]; [`jose`] reads a token's parts before any key is touched.
 
+pub mod cache;
+pub mod jose;
 pub mod keys;
-
-use std::sync::Arc;
+mod verify;
 
 use aws_lc_rs::digest;
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
-use jsonwebtoken::{Algorithm, Validation};
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, Uri};
 use serde::Deserialize;
 
-use crate::config::AuthConfig;
-use keys::KeyStore;
+pub use verify::Verifier;
+
+/// The query parameter and cookie name some clients put tokens in.
+const ACCESS_TOKEN: &str = "access_token";
 
 /// Why a token was not accepted. Each message says what to fix and is safe
-/// to show the caller: it never holds the token or key material.
+/// to show the caller: it never holds the token, key material or claims.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("no bearer token; send 'Authorization: Bearer <token>'")]
     MissingToken,
-    #[error("more than one Authorization header; send exactly one")]
+    #[error("more than one token; send exactly one Authorization header")]
     SeveralTokens,
+    #[error("token sent in the query string; send it only in Authorization")]
+    TokenInQuery,
+    #[error("token sent in a cookie; send it only in Authorization")]
+    TokenInCookie,
     #[error("the Authorization header is not a bearer token")]
     NotBearer,
     #[error("the token is longer than this proxy accepts")]
     TooLarge,
-    #[error("the token is not a well-formed signed JWT")]
+    #[error("the token holds characters a JWT cannot hold")]
     Malformed,
+    #[error("the token is not a signed JWT of three parts")]
+    NotJws,
+    #[error("the token is not valid base64url")]
+    BadBase64,
+    #[error("the token's header or claims are not a JSON object")]
+    BadJson,
+    #[error("the token's header or claims repeat a key")]
+    DuplicateKey,
+    #[error("unsigned tokens (alg none) are not accepted")]
+    Unsigned,
+    #[error("tokens signed with a shared secret (HMAC) are not accepted")]
+    SharedSecret,
     #[error("the token's signing algorithm is not accepted")]
     AlgorithmNotAllowed,
+    #[error("the token's algorithm does not fit its signing key")]
+    KeyMismatch,
     #[error(
-        "the token names key material of its own (jku, x5u or jwk), which is not accepted"
+        "the token names key material of its own (jku, x5u or jwk), \
+         which is not accepted"
     )]
     EmbeddedKey,
     #[error("the token has critical header extensions, which are not accepted")]
     CriticalHeader,
+    #[error("the token names no key (kid) and several keys are trusted")]
+    MissingKid,
     #[error("the token was signed by an unknown key")]
     UnknownKey,
     #[error("the token's signature does not verify")]
@@ -71,12 +94,22 @@ impl AuthError {
         match self {
             AuthError::MissingToken => "token_missing",
             AuthError::SeveralTokens => "token_several",
+            AuthError::TokenInQuery => "token_in_query",
+            AuthError::TokenInCookie => "token_in_cookie",
             AuthError::NotBearer => "token_not_bearer",
             AuthError::TooLarge => "token_too_large",
             AuthError::Malformed => "token_malformed",
+            AuthError::NotJws => "token_not_jws",
+            AuthError::BadBase64 => "token_base64",
+            AuthError::BadJson => "token_json",
+            AuthError::DuplicateKey => "token_duplicate_key",
+            AuthError::Unsigned => "token_unsigned",
+            AuthError::SharedSecret => "token_hmac",
             AuthError::AlgorithmNotAllowed => "token_algorithm",
+            AuthError::KeyMismatch => "token_key_mismatch",
             AuthError::EmbeddedKey => "token_embedded_key",
             AuthError::CriticalHeader => "token_crit",
+            AuthError::MissingKid => "token_missing_kid",
             AuthError::UnknownKey => "token_unknown_key",
             AuthError::BadSignature => "token_signature",
             AuthError::Expired => "token_expired",
@@ -111,6 +144,7 @@ pub struct Claims {
     pub wids: Vec<String>,
     pub scp: Option<String>,
     pub iat: Option<i64>,
+    pub exp: Option<u64>,
     pub uti: Option<String>,
     pub jti: Option<String>,
 }
@@ -138,137 +172,6 @@ pub struct Verified {
     pub token_id: String,
 }
 
-/// Verifies bearer tokens against the configured keys and rules.
-pub struct Verifier {
-    keys: Arc<KeyStore>,
-    /// One prepared validation per accepted algorithm, built once.
-    validations: Vec<(Algorithm, Validation)>,
-    issuers: Vec<String>,
-    tenants: Vec<String>,
-    required_scopes: Vec<String>,
-    leeway_secs: i64,
-    max_token_bytes: usize,
-}
-
-impl Verifier {
-    /// Prepares a verifier; `keys` may still be empty.
-    pub fn new(config: &AuthConfig, keys: Arc<KeyStore>) -> Self {
-        let validations = config
-            .algorithms
-            .iter()
-            .map(|alg| {
-                let mut v = Validation::new(*alg);
-                v.leeway = config.leeway.as_secs();
-                v.set_audience(&config.audiences);
-                v.set_required_spec_claims(&["exp", "aud"]);
-                v.validate_nbf = true;
-                (*alg, v)
-            })
-            .collect();
-        Self {
-            keys,
-            validations,
-            issuers: config.issuers.clone(),
-            tenants: config.tenants.clone(),
-            required_scopes: config.required_scopes.clone(),
-            leeway_secs: config.leeway.as_secs() as i64,
-            max_token_bytes: config.max_token_bytes,
-        }
-    }
-
-    /// The key store behind this verifier.
-    pub fn keys(&self) -> &Arc<KeyStore> {
-        &self.keys
-    }
-
-    /// Verifies a token taken from the request by [`bearer_token`].
-    pub fn verify(&self, token: &str) -> Result<Verified, AuthError> {
-        if token.len() > self.max_token_bytes {
-            return Err(AuthError::TooLarge);
-        }
-        if token.split('.').count() != 3 {
-            return Err(AuthError::Malformed);
-        }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::Malformed)?;
-        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some()
-        {
-            return Err(AuthError::EmbeddedKey);
-        }
-        if header.crit.is_some() {
-            return Err(AuthError::CriticalHeader);
-        }
-        let validation = self
-            .validations
-            .iter()
-            .find(|(alg, _)| *alg == header.alg)
-            .map(|(_, v)| v)
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
-
-        let keys = self.keys.current().ok_or(AuthError::KeysNotLoaded)?;
-        let key = keys
-            .find(header.kid.as_deref())
-            .ok_or(AuthError::UnknownKey)?;
-        if key.family != header.alg.family() {
-            return Err(AuthError::AlgorithmNotAllowed);
-        }
-
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
-                .map_err(map_jwt_error)?;
-        let claims = data.claims;
-        self.check_claims(&claims)?;
-
-        let token_id = claims
-            .uti
-            .clone()
-            .or_else(|| claims.jti.clone())
-            .unwrap_or_else(|| token_digest(token));
-        Ok(Verified { claims, token_id })
-    }
-
-    fn check_claims(&self, claims: &Claims) -> Result<(), AuthError> {
-        let tid = claims.tid.as_deref().ok_or(AuthError::BadClaims)?;
-        let iss = claims.iss.as_deref().ok_or(AuthError::WrongIssuer)?;
-        // `{tenantid}` is filled from the token's own tenant, so a token from
-        // one tenant can never pass as another's.
-        let issuer_ok = self
-            .issuers
-            .iter()
-            .any(|template| template.replace("{tenantid}", tid) == iss);
-        if !issuer_ok {
-            return Err(AuthError::WrongIssuer);
-        }
-
-        if !self.tenants.is_empty()
-            && !self.tenants.iter().any(|t| t.eq_ignore_ascii_case(tid))
-        {
-            return Err(AuthError::WrongTenant);
-        }
-
-        if let Some(iat) = claims.iat {
-            let now = jsonwebtoken::get_current_timestamp() as i64;
-            if iat > now + self.leeway_secs {
-                return Err(AuthError::IssuedInFuture);
-            }
-        }
-
-        let granted: Vec<&str> = claims
-            .scp
-            .as_deref()
-            .map(|s| s.split(' ').collect())
-            .unwrap_or_default();
-        if !self
-            .required_scopes
-            .iter()
-            .all(|s| granted.contains(&s.as_str()))
-        {
-            return Err(AuthError::MissingScope);
-        }
-        Ok(())
-    }
-}
-
 /// Takes the single bearer token from a request's headers.
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
@@ -278,6 +181,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     }
 
     let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    // `Bearer a, Bearer b`: a proxy that joins repeated headers made one.
+    if value.contains(',') {
+        return Err(AuthError::SeveralTokens);
+    }
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::NotBearer)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::NotBearer);
@@ -305,23 +212,58 @@ pub fn token_digest(token: &str) -> String {
     format!("sha256:{}", hex::encode(&digest.as_ref()[..8]))
 }
 
-fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
-    use jsonwebtoken::errors::ErrorKind;
-    match error.kind() {
-        ErrorKind::InvalidSignature => AuthError::BadSignature,
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-        ErrorKind::InvalidAudience => AuthError::WrongAudience,
-        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::InvalidAlgorithmName
-        | ErrorKind::MissingAlgorithm => AuthError::AlgorithmNotAllowed,
-        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => {
-            AuthError::WrongAudience
-        }
-        ErrorKind::MissingRequiredClaim(_)
-        | ErrorKind::InvalidClaimFormat(_) => AuthError::BadClaims,
-        ErrorKind::Json(_) | ErrorKind::Utf8(_) => AuthError::BadClaims,
-        _ => AuthError::Malformed,
+/// Refuses a token that also travels in the query string or in a cookie:
+/// it would leak into logs and caches there, and a second copy invites
+/// confusion over which one was checked. Query parameter names are
+/// compared as Graph compares them, without regard to case.
+pub fn token_elsewhere(
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), AuthError> {
+    let in_query = uri.query().is_some_and(|query| {
+        query.split('&').any(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            let name = percent_decoded(name);
+            name.trim().eq_ignore_ascii_case(ACCESS_TOKEN)
+        })
+    });
+    if in_query {
+        return Err(AuthError::TokenInQuery);
     }
+
+    let in_cookie = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.split('=').next())
+        .any(|name| name.trim().eq_ignore_ascii_case(ACCESS_TOKEN));
+    if in_cookie {
+        return Err(AuthError::TokenInCookie);
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` escapes leniently, for comparing names only.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -75,6 +75,8 @@ pub struct UpstreamConfig {
 pub enum KeySource {
     File(PathBuf),
     Url(Uri),
+    /// An OpenID discovery document whose `jwks_uri` names the keys.
+    Discovery(Uri),
 }
 
 /// `[auth]`, checked.
@@ -82,6 +84,10 @@ pub enum KeySource {
 pub struct AuthConfig {
     pub keys: KeySource,
     pub jwks_refresh: Duration,
+    /// Least time between refetches caused by unknown `kid`s.
+    pub jwks_min_refetch: Duration,
+    /// How long one key or discovery fetch may take.
+    pub jwks_timeout: Duration,
     pub issuers: Vec<String>,
     pub audiences: Vec<String>,
     /// Lowercased tenant ids; empty means any tenant.
@@ -90,6 +96,10 @@ pub struct AuthConfig {
     pub leeway: Duration,
     pub required_scopes: Vec<String>,
     pub max_token_bytes: usize,
+    /// Rebuild the header Entra signed for Graph tokens with a `nonce`.
+    pub graph_nonce: bool,
+    /// Verified tokens remembered; 0 turns the cache off.
+    pub cache_entries: usize,
 }
 
 /// How hard the audit writer pushes records to disk.
@@ -334,34 +344,32 @@ fn check_auth(
     base: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<AuthConfig, (&'static str, String)> {
-    let keys = match (&raw.jwks_file, &raw.jwks_url) {
-        (Some(file), None) => KeySource::File(base.join(file)),
-        (None, Some(url)) => {
-            let uri: Uri = url
-                .parse()
-                .map_err(|e| ("auth.jwks_url", format!("not a URL: {e}")))?;
-            match uri.scheme_str() {
-                Some("https") => {}
-                Some("http") => warnings.push(format!(
-                    "auth.jwks_url {uri} is plain http: keys could be swapped \
-                     in transit; use it only for loopback stand-ins"
-                )),
-                _ => {
-                    return Err((
-                        "auth.jwks_url",
-                        "must start with https://".into(),
-                    ));
-                }
+    let keys =
+        match (&raw.jwks_file, &raw.jwks_url, &raw.openid_configuration_url) {
+            (Some(file), None, None) => KeySource::File(base.join(file)),
+            (None, Some(url), None) => {
+                KeySource::Url(fetch_url("auth.jwks_url", url, warnings)?)
             }
-            KeySource::Url(uri)
-        }
-        (Some(_), Some(_)) => {
-            return Err(("auth", "set jwks_url or jwks_file, not both".into()));
-        }
-        (None, None) => {
-            return Err(("auth", "set jwks_url or jwks_file".into()));
-        }
-    };
+            (None, None, Some(url)) => KeySource::Discovery(fetch_url(
+                "auth.openid_configuration_url",
+                url,
+                warnings,
+            )?),
+            (None, None, None) => {
+                return Err((
+                    "auth",
+                    "set one of jwks_url, jwks_file, openid_configuration_url"
+                        .into(),
+                ));
+            }
+            _ => {
+                return Err((
+                "auth",
+                "set only one of jwks_url, jwks_file, openid_configuration_url"
+                    .into(),
+            ));
+            }
+        };
 
     if raw.issuers.is_empty() {
         return Err(("auth.issuers", "must list at least one issuer".into()));
@@ -418,6 +426,13 @@ fn check_auth(
     Ok(AuthConfig {
         keys,
         jwks_refresh: duration("auth.jwks_refresh", &raw.jwks_refresh)?,
+        jwks_min_refetch: duration(
+            "auth.jwks_min_refetch",
+            &raw.jwks_min_refetch,
+        )?,
+        jwks_timeout: duration("auth.jwks_timeout", &raw.jwks_timeout)?,
+        graph_nonce: raw.graph_nonce,
+        cache_entries: raw.cache_entries,
         issuers: raw.issuers.clone(),
         audiences: raw.audiences.clone(),
         tenants: raw.tenants.iter().map(|t| t.to_ascii_lowercase()).collect(),
@@ -426,6 +441,27 @@ fn check_auth(
         required_scopes: raw.required_scopes.clone(),
         max_token_bytes: raw.max_token_bytes,
     })
+}
+
+/// Checks a URL keys are fetched from: https, or http with a warning.
+fn fetch_url(
+    key: &'static str,
+    url: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Uri, (&'static str, String)> {
+    let uri: Uri = url.parse().map_err(|e| (key, format!("not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") => warnings.push(format!(
+            "{key} {uri} is plain http: keys could be swapped in transit; \
+             use it only for loopback stand-ins"
+        )),
+        _ => return Err((key, "must start with https://".into())),
+    }
+    if uri.authority().is_none() {
+        return Err((key, "must name a host".into()));
+    }
+    Ok(uri)
 }
 
 fn key_prefix(key: &str) -> String {

@@ -71,7 +71,10 @@ impl Default for RawUpstream {
 pub struct RawAuth {
     pub jwks_url: Option<String>,
     pub jwks_file: Option<String>,
+    pub openid_configuration_url: Option<String>,
     pub jwks_refresh: String,
+    pub jwks_min_refetch: String,
+    pub jwks_timeout: String,
     pub issuers: Vec<String>,
     pub audiences: Vec<String>,
     pub tenants: Vec<String>,
@@ -79,6 +82,8 @@ pub struct RawAuth {
     pub leeway: String,
     pub required_scopes: Vec<String>,
     pub max_token_bytes: usize,
+    pub graph_nonce: bool,
+    pub cache_entries: usize,
 }
 
 impl Default for RawAuth {
@@ -86,7 +91,10 @@ impl Default for RawAuth {
         Self {
             jwks_url: None,
             jwks_file: None,
+            openid_configuration_url: None,
             jwks_refresh: "1h".into(),
+            jwks_min_refetch: "30s".into(),
+            jwks_timeout: "10s".into(),
             issuers: vec![
                 "https://sts.windows.net/{tenantid}/".into(),
                 "https://login.microsoftonline.com/{tenantid}/v2.0".into(),
@@ -100,6 +108,8 @@ impl Default for RawAuth {
             leeway: "60s".into(),
             required_scopes: Vec::new(),
             max_token_bytes: 16 * 1024,
+            graph_nonce: true,
+            cache_entries: 10_000,
         }
     }
 }

@@ -147,6 +147,13 @@ impl Proxy {
         if self.is_draining() {
             return self.finish(call, record, Rejection::Draining).await;
         }
+        // A token in the URL or a cookie is a credential problem before it
+        // is a shape problem: say so, rather than just "no query allowed".
+        if let Err(error) =
+            auth::token_elsewhere(request.uri(), request.headers())
+        {
+            return self.finish(call, record, error.into()).await;
+        }
         let shape = Shape {
             method: request.method(),
             headers: request.headers(),
@@ -157,7 +164,7 @@ impl Proxy {
             return self.finish(call, record, error.into()).await;
         }
 
-        let verified = match self.authenticate(request.headers()) {
+        let verified = match self.authenticate(&request).await {
             Ok(verified) => verified,
             Err((error, unverified)) => {
                 record.unverified =
@@ -199,14 +206,16 @@ impl Proxy {
         self.forward(call, &target, request.headers()).await
     }
 
-    fn authenticate(
+    async fn authenticate(
         &self,
-        headers: &http::HeaderMap,
-    ) -> Result<Verified, (auth::AuthError, Option<Box<Claims>>)> {
-        let token = auth::bearer_token(headers).map_err(|e| (e, None))?;
-        self.verifier
-            .verify(token)
-            .map_err(|e| (e, auth::unverified_claims(token).map(Box::new)))
+        request: &Request<Incoming>,
+    ) -> Result<Arc<Verified>, (auth::AuthError, Option<Box<Claims>>)> {
+        let token =
+            auth::bearer_token(request.headers()).map_err(|e| (e, None))?;
+        match self.verifier.verify(token).await {
+            Ok(verified) => Ok(verified),
+            Err(e) => Err((e, auth::unverified_claims(token).map(Box::new))),
+        }
     }
 
     async fn forward(

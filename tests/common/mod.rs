@@ -3,6 +3,7 @@
 //! local issuer whose key set is a JWKS file.
 #![allow(dead_code)]
 
+pub mod keyserver;
 pub mod lenient;
 
 use std::convert::Infallible;
@@ -257,6 +258,12 @@ pub struct Setup {
     pub upstream_timeout: &'static str,
     /// Fetch keys from this URL instead of the JWKS file.
     pub jwks_url: Option<String>,
+    /// Fetch keys through this OpenID discovery document instead.
+    pub openid_url: Option<String>,
+    /// Contents of the JWKS file, instead of the test issuer's key.
+    pub jwks: Option<String>,
+    /// More lines for the `[auth]` section.
+    pub auth_extra: String,
     pub forward_other_routes: bool,
     pub max_batch_bytes: usize,
 }
@@ -269,6 +276,9 @@ impl Default for Setup {
             audit_file: None,
             upstream_timeout: "5s",
             jwks_url: None,
+            openid_url: None,
+            jwks: None,
+            auth_extra: String::new(),
             forward_other_routes: false,
             max_batch_bytes: 1024 * 1024,
         }
@@ -317,7 +327,8 @@ impl Harness {
             setup.graph,
         )
         .await;
-        std::fs::write(dir.path().join("jwks.json"), issuer().jwks_json())
+        let jwks = setup.jwks.clone().unwrap_or_else(|| issuer().jwks_json());
+        std::fs::write(dir.path().join("jwks.json"), jwks)
             .expect("writing jwks");
 
         let upstream = setup.upstream_url.unwrap_or_else(|| {
@@ -340,6 +351,7 @@ forward_other_routes = {forward}
 
 [auth]
 {keys}
+{auth_extra}
 tenants = ["{DEMO_TENANT}"]
 
 [[policy.rules]]
@@ -364,10 +376,14 @@ sync = "batch"
             timeout = setup.upstream_timeout,
             max_batch = setup.max_batch_bytes,
             forward = setup.forward_other_routes,
-            keys = match &setup.jwks_url {
-                Some(url) => format!("jwks_url = \"{url}\""),
-                None => "jwks_file = \"jwks.json\"".into(),
+            keys = match (&setup.jwks_url, &setup.openid_url) {
+                (Some(url), _) => format!("jwks_url = \"{url}\""),
+                (_, Some(url)) => {
+                    format!("openid_configuration_url = \"{url}\"")
+                }
+                _ => "jwks_file = \"jwks.json\"".into(),
             },
+            auth_extra = setup.auth_extra,
             audit = audit_file.display(),
         );
         let config_path = dir.path().join("proxy.toml");

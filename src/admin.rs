@@ -1,4 +1,4 @@
-//! The admin listener: liveness and readiness for orchestrators.
+//! The admin listener: liveness, readiness and metrics for orchestrators.
 //!
 //! Readiness is what a Kubernetes Service uses to route traffic, so it says
 //! no whenever the proxy would refuse cancelAll for its own reasons: keys not
@@ -10,6 +10,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use crate::metrics::Snapshot;
 use crate::proxy::Proxy;
 use crate::upstream::{Body, full_body};
 
@@ -42,6 +43,7 @@ pub fn handle<B>(proxy: &Arc<Proxy>, request: &Request<B>) -> Response<Body> {
                 )
             }
         }
+        "/metrics" => metrics(proxy),
         _ => {
             json_response(StatusCode::NOT_FOUND, json!({"status": "not found"}))
         }
@@ -61,6 +63,25 @@ pub fn not_ready_reasons(proxy: &Proxy) -> Vec<&'static str> {
         reasons.push("shutting down");
     }
     reasons
+}
+
+/// The Prometheus text rendering of the proxy's metrics.
+fn metrics(proxy: &Proxy) -> Response<Body> {
+    let snapshot = Snapshot {
+        keys_loaded: proxy.verifier.keys().is_loaded(),
+        keys_stale: proxy.verifier.keys().is_stale(),
+        signature_checks: proxy.verifier.signature_checks(),
+        cached_tokens: proxy.verifier.cached_tokens(),
+        audit_healthy: proxy.audit.is_healthy(),
+        draining: proxy.is_draining(),
+    };
+    let mut response =
+        Response::new(full_body(proxy.metrics.render(&snapshot)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 fn json_response(

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod route;

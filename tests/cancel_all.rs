@@ -303,3 +303,53 @@ async fn http2_callers_are_served_too() {
     assert_eq!(proxy.graph.received().len(), 1, "a body went to Graph");
     proxy.stop_verified().await;
 }
+
+#[tokio::test]
+async fn metrics_count_responses_and_decisions() {
+    let proxy = Harness::start(Setup::default()).await;
+    proxy.post(&cancel_path(), Some(&admin_token())).await;
+    let bob = issuer().sign(&claims("bob@contoso.example", false));
+    proxy.post(&cancel_path(), Some(&bob)).await;
+    proxy.post(&cancel_path(), Some(&bob)).await;
+
+    let reply = proxy.admin_get("/metrics").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/plain"))
+    );
+    let text = reply.body;
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(
+        has(
+            r#"cancelguard_responses_total{route="cancel_all",status="204"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"cancelguard_responses_total{route="cancel_all",status="403"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"cancelguard_decisions_total{decision="allow",reason="allowed_by_rule"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has(
+            r#"cancelguard_decisions_total{decision="deny",reason="no_matching_rule"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has("cancelguard_upstream_duration_seconds_count 1"),
+        "{text}"
+    );
+    assert!(has("cancelguard_signing_keys_loaded 1"), "{text}");
+    assert!(has("cancelguard_token_signature_checks_total 2"), "{text}");
+    proxy.stop_verified().await;
+}

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::audit::{Audit, Caller, Event, Record};
 use crate::auth::{self, Claims, Verified, Verifier};
 use crate::error::{ErrorIds, Rejection};
+use crate::metrics::Metrics;
 use crate::policy::{Effect, Mode, Policy};
 use crate::route::{self, CancelAll, Route};
 use crate::shape::{self, Shape};
@@ -35,6 +36,7 @@ pub struct Proxy {
     pub policy: Policy,
     pub audit: Audit,
     pub upstream: Upstream,
+    pub metrics: Metrics,
     routing: Routing,
     draining: AtomicBool,
 }
@@ -69,6 +71,7 @@ impl Proxy {
             policy,
             audit,
             upstream,
+            metrics: Metrics::new(),
             routing,
             draining: AtomicBool::new(false),
         }
@@ -103,26 +106,30 @@ impl Proxy {
         );
 
         let mut response = async {
-            match route::classify(
+            let route = route::classify(
                 request.method(),
                 request.uri(),
                 request.version(),
-            ) {
-                Ok(Route::CancelAll(target)) => {
-                    self.cancel_all(&call, request, target).await
-                }
+            );
+            let (kind, response) = match route {
+                Ok(Route::CancelAll(target)) => (
+                    "cancel_all",
+                    self.cancel_all(&call, request, target).await,
+                ),
                 Ok(Route::Batch { version }) => {
-                    self.batch(&call, request, version).await
+                    ("batch", self.batch(&call, request, version).await)
                 }
-                Ok(Route::Other) => self.other(&call, request).await,
+                Ok(Route::Other) => ("other", self.other(&call, request).await),
                 Err(error) => {
                     let rejection = Rejection::Route(error);
                     let mut record =
                         self.record(&call, &request, Event::Decision);
                     record.decision = Some(Effect::Deny.as_str());
-                    self.finish(&call, record, rejection).await
+                    ("refused", self.finish(&call, record, rejection).await)
                 }
-            }
+            };
+            self.metrics.response(kind, response.status().as_u16());
+            response
         }
         .instrument(span)
         .await;
@@ -202,6 +209,8 @@ impl Proxy {
             tracing::error!(%error, "decision not recorded; call refused");
             return self.reject(call, error.into());
         }
+        self.metrics
+            .decision(decision.effect.as_str(), decision.reason);
 
         self.forward(call, &target, request.headers()).await
     }
@@ -233,6 +242,7 @@ impl Proxy {
                 &call.client_request_id,
             )
             .await;
+        self.metrics.upstream(started.elapsed());
         let elapsed = started.elapsed().as_millis() as u64;
 
         let mut outcome = Record::new(Event::Outcome, call.audit_id.clone());
@@ -271,6 +281,8 @@ impl Proxy {
     ) -> Response<Body> {
         record.status = Some(rejection.status().as_u16());
         record.reason = Some(rejection.reason().into());
+        self.metrics
+            .decision(record.decision.unwrap_or("deny"), rejection.reason());
         tracing::info!(
             status = rejection.status().as_u16(),
             reason = rejection.reason(),

@@ -353,3 +353,27 @@ async fn metrics_count_responses_and_decisions() {
     assert!(has("cancelguard_token_signature_checks_total 2"), "{text}");
     proxy.stop_verified().await;
 }
+
+#[tokio::test]
+async fn dry_run_forwards_denied_calls_and_records_the_denial() {
+    let setup = Setup {
+        policy_mode: "dry-run",
+        ..Setup::default()
+    };
+    let proxy = Harness::start(setup).await;
+    let bob = issuer().sign(&claims("bob@contoso.example", false));
+    let reply = proxy.post(&cancel_path(), Some(&bob)).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(proxy.graph.received().len(), 1);
+    assert!(proxy.graph.received()[0].decision_on_disk);
+    let decision = proxy.decision(&audit_id(&reply));
+    assert_eq!(decision["decision"], "deny");
+    assert_eq!(decision["reason"], "no_matching_rule");
+    assert_eq!(decision["mode"], "dry-run");
+
+    // Tokens are still required in dry-run.
+    let reply = proxy.post(&cancel_path(), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(proxy.graph.received().len(), 1);
+    proxy.stop_verified().await;
+}

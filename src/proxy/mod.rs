@@ -223,6 +223,9 @@ impl Proxy {
             auth::bearer_token(request.headers()).map_err(|e| (e, None))?;
         match self.verifier.verify(token).await {
             Ok(verified) => Ok(verified),
+            // An oversized token is not decoded at all, not even for the
+            // audit record.
+            Err(e @ auth::AuthError::TooLarge) => Err((e, None)),
             Err(e) => Err((e, auth::unverified_claims(token).map(Box::new))),
         }
     }

@@ -264,6 +264,8 @@ pub struct Setup {
     pub jwks: Option<String>,
     /// More lines for the `[auth]` section.
     pub auth_extra: String,
+    /// `policy.mode`.
+    pub policy_mode: &'static str,
     pub forward_other_routes: bool,
     pub max_batch_bytes: usize,
 }
@@ -279,6 +281,7 @@ impl Default for Setup {
             openid_url: None,
             jwks: None,
             auth_extra: String::new(),
+            policy_mode: "enforce",
             forward_other_routes: false,
             max_batch_bytes: 1024 * 1024,
         }
@@ -354,6 +357,9 @@ forward_other_routes = {forward}
 {auth_extra}
 tenants = ["{DEMO_TENANT}"]
 
+[policy]
+mode = "{policy_mode}"
+
 [[policy.rules]]
 name = "admins"
 effect = "allow"
@@ -384,6 +390,7 @@ sync = "batch"
                 _ => "jwks_file = \"jwks.json\"".into(),
             },
             auth_extra = setup.auth_extra,
+            policy_mode = setup.policy_mode,
             audit = audit_file.display(),
         );
         let config_path = dir.path().join("proxy.toml");

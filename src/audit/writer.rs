@@ -98,6 +98,10 @@ impl Writer {
             tracing::error!("audit writer cannot start its timer; stopped");
             return;
         };
+        // Name a torn tail at once, before anything else can happen.
+        if self.tail.torn.is_some() {
+            self.commit(Vec::new());
+        }
         loop {
             let failing = self.outage.is_some();
             let first = runtime.block_on(async {

@@ -314,6 +314,17 @@ async fn audit_stdout_copies_each_record_and_logs_stay_on_stderr() {
         .map(|r| r["event"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(events, ["start", "config", "decision", "outcome", "stop"]);
+    let start: serde_json::Value = serde_json::from_str(&copied[0]).expect("");
+    assert_eq!(start["detail"]["replica"], "child");
+    assert_eq!(start["detail"]["hash"], "sha256");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&copied[1]).expect("config record");
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &std::fs::read(&config).expect("config"),
+    );
+    assert_eq!(recorded["detail"]["sha256"], hex::encode(digest));
+    assert_eq!(recorded["mode"], "enforce");
 
     let logs = logs.lock().expect("lock");
     assert!(logs.iter().any(|l| l.contains("cancelguard serving")));

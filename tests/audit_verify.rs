@@ -266,3 +266,78 @@ async fn verify_exits_0_intact_1_tampered_2_unreadable() {
     ]);
     assert_eq!(no_key.status.code(), Some(2));
 }
+
+/// The auditor's script printed in the README's audit section.
+fn readme_script() -> String {
+    let readme = include_str!("../README.md");
+    let section =
+        &readme[readme.find("### What `hash` covers").expect("sec")..];
+    let start = section.find("```python\n").expect("a python block") + 10;
+    let end = start + section[start..].find("```").expect("its end");
+    section[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn the_readme_script_checks_what_the_writer_wrote() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("python3 not found; the README script is not run");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let script = dir.path().join("verify.py");
+    std::fs::write(&script, readme_script()).expect("script");
+    let key_file = dir.path().join("hmac.key");
+    std::fs::write(&key_file, b"0123456789abcdef0123456789abcdef\n")
+        .expect("k");
+    let key = chain::ChainKey::read(&key_file).expect("key");
+
+    // Keyed, rotated, and with a torn tail the writer recovered.
+    let (trail_dir, path, _) = trail(40, Some(key.clone()), 4096).await;
+    let mut bytes = std::fs::read(&path).expect("trail");
+    bytes.extend_from_slice(b"{\"v\":1,\"seq\":41,\"t");
+    std::fs::write(&path, bytes).expect("tear");
+    let config = AuditConfig {
+        sync: SyncMode::None,
+        hmac_key: Some(key.clone()),
+        rotate_bytes: 4096,
+        ..AuditConfig::new(trail_dir.path().join("trail.jsonl"), "r1")
+    };
+    let audit = Audit::start(&config).expect("recovers");
+    audit
+        .record_durable(Record::fresh(Event::Stop))
+        .await
+        .expect("w");
+    audit.close().await;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(trail_dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    // Rotated names sort before the active one ('-' before '.').
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let reports = verify::verify_path(trail_dir.path(), Some(&key)).expect("r");
+    assert_eq!(reports[0].problem, None);
+    assert_eq!(reports[0].torn.len(), 1);
+
+    let run = |files: &[PathBuf]| {
+        Command::new("python3")
+            .arg(&script)
+            .arg("--key")
+            .arg(&key_file)
+            .args(files)
+            .output()
+            .expect("python3 runs")
+    };
+    let ok = run(&files);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(stdout(&ok).trim(), "intact");
+
+    let text = std::fs::read_to_string(&files[1]).expect("middle file");
+    std::fs::write(&files[1], text.replacen("\"deny\"", "\"allow\"", 1))
+        .expect("tamper");
+    assert!(!run(&files).status.success(), "tampering went unnoticed");
+}

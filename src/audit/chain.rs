@@ -30,11 +30,13 @@ const SUFFIX_LEN: usize = 9 + 64 + 2;
 /// Why a key file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The file cannot be read.
     #[error("{path}: cannot read: {source}")]
     Unreadable {
         path: String,
         source: std::io::Error,
     },
+    /// The key is too short to be safe.
     #[error(
         "{path}: holds {len} bytes; an HMAC key needs at least {MIN_KEY_BYTES} \
          (for example: head -c 32 /dev/urandom > {path})"

@@ -127,6 +127,7 @@ fn is_stamp(s: &str) -> bool {
 pub struct Trail {
     /// The active file's name, which names the trail.
     pub name: String,
+    /// Its files, oldest first.
     pub files: Vec<PathBuf>,
 }
 

@@ -16,7 +16,7 @@ pub mod chain;
 pub mod files;
 mod record;
 pub mod show;
-pub mod tail;
+mod tail;
 pub mod verify;
 mod writer;
 
@@ -40,10 +40,13 @@ const QUEUE_CAPACITY: usize = 4096;
 /// Why the audit trail could not take a record.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
+    /// The file could not be opened, written or synced.
     #[error("audit file {path} cannot be written: {reason}")]
     Write { path: String, reason: String },
+    /// No room in the writer's queue within `audit.queue_timeout`.
     #[error("audit queue stayed full for {waited:?}")]
     QueueFull { waited: Duration },
+    /// The file's chain cannot be continued under the configured key.
     #[error(
         "audit file {path}: its last record does not verify under the \
          configured key (another audit.hmac_key_file, or the file was \
@@ -51,12 +54,14 @@ pub enum AuditError {
          aside to start a new trail"
     )]
     Unverifiable { path: String },
+    /// The file ends in more damage than a torn write leaves.
     #[error(
         "audit file {path}: no complete record in its last lines; check it \
          with 'cancelguard audit verify', and move it aside to start a new \
          trail"
     )]
     Damaged { path: String },
+    /// The writer thread is gone.
     #[error("audit writer has stopped")]
     Stopped,
 }

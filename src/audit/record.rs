@@ -47,14 +47,19 @@ pub const REASON_WRITE_FAILED: &str = "write_failed";
 /// Who called, as far as the token says.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Caller {
+    /// Tenant id (`tid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tid: Option<String>,
+    /// User object id (`oid`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oid: Option<String>,
+    /// `upn` or `preferred_username`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upn: Option<String>,
+    /// Calling application (`appid` or `azp`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// `uti`/`jti`, or a short digest of the token; never the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
 }
@@ -65,7 +70,9 @@ pub struct Caller {
 pub enum Detail {
     /// Of `start`: what is writing this trail.
     Start {
+        /// cancelguard's version.
         version: &'static str,
+        /// The replica name in the file names.
         replica: String,
         /// `sha256` or `hmac-sha256`.
         hash: &'static str,
@@ -109,40 +116,59 @@ pub enum Detail {
 /// appends `hash`; field order here is the order on disk.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
+    /// Format version, [`RECORD_VERSION`].
     pub v: u32,
+    /// Position in the chain, from 1; set by the writer.
     pub seq: u64,
+    /// RFC 3339 UTC with microseconds; set by the writer.
     pub ts: String,
+    /// Audit id; a call's decision and outcome share it.
     pub id: String,
+    /// What the record is about.
     pub event: Event,
+    /// The caller's or a generated one; also sent to Graph.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_request_id: Option<String>,
+    /// The caller's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_addr: Option<String>,
+    /// As the caller sent it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// As the caller sent it, cut at 1024 bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The request id being cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The verified caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caller: Option<Caller>,
     /// Claims of a token that failed verification: for investigation only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unverified: Option<Caller>,
+    /// `allow` or `deny`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<&'static str>,
+    /// Why, as a fixed code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The rule that decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// `enforce` or `dry-run`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<&'static str>,
+    /// The status the caller got, or Graph's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// Graph's latency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_ms: Option<u64>,
+    /// Facts of `start`, `config` and `recovery` records.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<Detail>,
+    /// The previous record's hash; set by the writer.
     pub prev: String,
 }
 
@@ -182,12 +208,17 @@ impl Record {
 /// The fields of a written line that chain checks read.
 #[derive(Debug, Deserialize)]
 pub struct Link {
+    /// Position in the chain.
     pub seq: u64,
+    /// The previous record's hash.
     pub prev: String,
+    /// The event, if the line names one.
     #[serde(default)]
     pub event: Option<String>,
+    /// The reason, if any.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The detail, if any.
     #[serde(default)]
     pub detail: Option<LinkDetail>,
 }
@@ -195,12 +226,12 @@ pub struct Link {
 /// The parts of `detail` that chain checks read.
 #[derive(Debug, Default, Deserialize)]
 pub struct LinkDetail {
+    /// First torn line, of a torn-tail recovery.
     #[serde(default)]
     pub line: Option<u64>,
+    /// Number of torn lines, of a torn-tail recovery.
     #[serde(default)]
     pub lines: Option<u64>,
-    #[serde(default)]
-    pub hash: Option<String>,
 }
 
 impl Link {

@@ -13,13 +13,16 @@ use super::files;
 /// Why `show` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ShowError {
+    /// A `--since` or `--until` that is not a time.
     #[error(
         "'{0}' is not a UTC time like 2026-12-03T18:15:00Z or a date like \
          2026-12-03"
     )]
     BadTime(String),
+    /// A file or folder that cannot be read.
     #[error("{path}: cannot read: {source}")]
     Unreadable { path: PathBuf, source: io::Error },
+    /// Stdout failed (other than a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(io::Error),
 }
@@ -36,8 +39,11 @@ pub struct Filter {
     pub caller: Option<String>,
     /// The request id that was to be cancelled.
     pub target: Option<String>,
+    /// `allow` or `deny`.
     pub decision: Option<String>,
+    /// A reason code such as `no_matching_rule`.
     pub reason: Option<String>,
+    /// An event such as `decision` or `recovery`.
     pub event: Option<String>,
 }
 
@@ -105,6 +111,7 @@ struct Who {
 /// How output is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// A table for people.
     Table,
     /// Matching lines exactly as written, hash included.
     Json,
@@ -113,6 +120,7 @@ pub enum Format {
 /// Counts of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Shown {
+    /// Records shown.
     pub matched: u64,
     /// Lines that are not records, reported to `warn` and skipped.
     pub skipped: u64,

@@ -124,18 +124,22 @@ impl std::fmt::Display for Fault {
 /// The first bad record found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The file that holds it.
     pub file: PathBuf,
     /// 1-based line number within `file`.
     pub line: u64,
+    /// What is wrong.
     pub fault: Fault,
 }
 
 /// Torn lines named by a recovery record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornLines {
+    /// The file that holds them.
     pub file: PathBuf,
     /// 1-based number of the first torn line.
     pub line: u64,
+    /// How many.
     pub lines: u64,
 }
 
@@ -144,13 +148,16 @@ pub struct TornLines {
 pub struct Report {
     /// The active file's name, which names the trail.
     pub trail: String,
+    /// Files checked.
     pub files: usize,
     /// Records that verified before the first problem, or all of them.
     pub records: usize,
     /// `seq` of the chain's first record; above 1 when older files are
     /// not part of the check.
     pub first_seq: Option<u64>,
+    /// Torn lines passed, each named by a recovery record.
     pub torn: Vec<TornLines>,
+    /// The first break, if any.
     pub problem: Option<Problem>,
 }
 

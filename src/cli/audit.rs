@@ -106,10 +106,12 @@ fn verify(path: &Path, key_file: Option<&Path>) -> ExitCode {
     } else {
         format!("{broken} broken")
     };
+    let chains = reports.len();
     let _ = writeln!(
         out,
-        "{} chains, {files} files, {records} records checked: {verdict}",
-        reports.len()
+        "{chains} {}, {files} {}, {records} records checked: {verdict}",
+        plural(chains, "chain", "chains"),
+        plural(files, "file", "files"),
     );
     ExitCode::from(if broken == 0 { INTACT } else { BROKEN })
 }
@@ -129,8 +131,11 @@ fn print_report(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
         None => {
             writeln!(
                 out,
-                "{}: ok, {} records in {} file(s)",
-                report.trail, report.records, report.files
+                "{}: ok, {} records in {} {}",
+                report.trail,
+                report.records,
+                report.files,
+                plural(report.files, "file", "files"),
             )?;
             if let Some(seq) = report.first_seq.filter(|s| *s > 1) {
                 writeln!(
@@ -187,6 +192,10 @@ fn show(args: ShowArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 fn unreadable(error: &dyn std::fmt::Display) -> ExitCode {

@@ -44,7 +44,9 @@ pub struct AuditConfig {
     /// The configured path (`audit.file`); the active file adds the
     /// replica to its name, see [`AuditConfig::active_path`].
     pub file: PathBuf,
+    /// How hard records are pushed to disk.
     pub sync: SyncMode,
+    /// Also copy each record to stdout.
     pub stdout: bool,
     /// Key of a keyed chain (HMAC-SHA256); `None` for plain SHA-256.
     pub hmac_key: Option<ChainKey>,

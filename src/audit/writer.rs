@@ -51,6 +51,8 @@ pub(super) struct Writer {
     /// What the end of the file held when it was last opened.
     tail: Tail,
     outage: Option<Outage>,
+    /// Copying to stdout failed last time.
+    stdout_failing: bool,
     shared: Arc<Shared>,
 }
 
@@ -75,6 +77,7 @@ impl Writer {
             },
             tail: Tail::default(),
             outage: None,
+            stdout_failing: false,
             shared,
         };
         // A file that cannot be opened now is reported through readiness
@@ -208,13 +211,24 @@ impl Writer {
         self.tip = tip;
         self.tail = Tail::default();
         if self.stdout {
-            let mut out = std::io::stdout().lock();
-            if let Err(error) = out.write_all(&lines).and_then(|()| out.flush())
-            {
-                tracing::warn!(%error, "audit records not copied to stdout");
-            }
+            self.copy_to_stdout(&lines);
         }
         Ok(())
+    }
+
+    /// Stdout is a copy for a log collector: the file is the trail, so a
+    /// failure here is reported (once until it works again) but does not
+    /// fail the records.
+    fn copy_to_stdout(&mut self, lines: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        match out.write_all(lines).and_then(|()| out.flush()) {
+            Ok(()) => self.stdout_failing = false,
+            Err(error) if !self.stdout_failing => {
+                self.stdout_failing = true;
+                tracing::warn!(%error, "audit records not copied to stdout");
+            }
+            Err(_) => {}
+        }
     }
 
     /// Numbers, timestamps, links and seals records; returns the lines to

@@ -53,6 +53,8 @@ pub(super) struct Writer {
     outage: Option<Outage>,
     /// Copying to stdout failed last time.
     stdout_failing: bool,
+    /// Renaming the active file failed last time.
+    rotation_failing: bool,
     shared: Arc<Shared>,
 }
 
@@ -78,6 +80,7 @@ impl Writer {
             tail: Tail::default(),
             outage: None,
             stdout_failing: false,
+            rotation_failing: false,
             shared,
         };
         // A file that cannot be opened now is reported through readiness

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::audit::chain::ChainKey;
 use crate::audit::show::{self, Filter, Format};
-use crate::audit::verify::{self, Report};
+use crate::audit::verify::{self, Fault, Report};
 
 /// Exit status of `verify` when every chain is intact.
 const INTACT: u8 = 0;
@@ -147,14 +147,23 @@ fn print_report(out: &mut dyn Write, report: &Report) -> std::io::Result<()> {
             }
             Ok(())
         }
-        Some(problem) => writeln!(
-            out,
-            "{}:{}: {} ({} records verified before it)",
-            problem.file.display(),
-            problem.line,
-            problem.fault,
-            report.records
-        ),
+        Some(problem) => {
+            // A lone record cannot show a wrong key apart from an edit.
+            let hint = match (&problem.fault, report.records) {
+                (Fault::Modified, 0) => {
+                    "; or the trail is keyed and needs --hmac-key-file"
+                }
+                _ => "",
+            };
+            writeln!(
+                out,
+                "{}:{}: {}{hint} ({} records verified before it)",
+                problem.file.display(),
+                problem.line,
+                problem.fault,
+                report.records
+            )
+        }
     }
 }
 

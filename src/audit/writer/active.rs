@@ -96,14 +96,19 @@ impl Writer {
             target = files::rotated_path(&self.path, SystemTime::now());
         }
         if let Err(error) = std::fs::rename(&self.path, &target) {
-            // Keep appending to the current file; the next batch retries.
-            tracing::warn!(
-                %error,
-                path = %self.path.display(),
-                "audit file not rotated"
-            );
+            // Keep appending to the current file; the next batch retries,
+            // and says so again only once rotation has worked.
+            if !self.rotation_failing {
+                tracing::warn!(
+                    %error,
+                    path = %self.path.display(),
+                    "audit file not rotated; appending to it meanwhile"
+                );
+            }
+            self.rotation_failing = true;
             return self.ensure_open();
         }
+        self.rotation_failing = false;
         if let Some(dir) = self.path.parent() {
             // Make the rename itself durable.
             let synced = File::open(dir).and_then(|d| d.sync_all());

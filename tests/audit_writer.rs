@@ -122,6 +122,12 @@ async fn a_full_queue_refuses_after_the_queue_timeout() {
     );
     assert!(waited < Duration::from_secs(2), "waited {waited:?}");
     assert_eq!(audit.write_failures(), 2);
+
+    // The proxy answers such a refusal with 503 and forwards nothing.
+    let error = refused.expect_err("refused");
+    let rejection = cancelguard::error::Rejection::from(error);
+    assert_eq!(rejection.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(rejection.reason(), "audit_unavailable");
 }
 
 #[tokio::test]

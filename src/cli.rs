@@ -1,4 +1,7 @@
-//! The command line: `run`, `check`, `demo` and `audit verify`.
+//! The command line: `run`, `check`, `demo`, and `audit verify` and
+//! `audit show` in [`audit`].
+
+mod audit;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +10,6 @@ use clap::{Parser, Subcommand};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
-use crate::audit::verify;
 use crate::auth::keys::KeySet;
 use crate::config::{Config, KeySource};
 use crate::server::{Server, shutdown_signal};
@@ -39,16 +41,7 @@ enum Command {
     /// Work with audit files.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum AuditCommand {
-    /// Check an audit file's hash chain. Exit 0 intact, 1 broken, 2 unreadable.
-    Verify {
-        /// The audit file.
-        path: PathBuf,
+        command: audit::AuditCommand,
     },
 }
 
@@ -59,9 +52,7 @@ pub fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
         Command::Demo => demo(),
-        Command::Audit {
-            command: AuditCommand::Verify { path },
-        } => audit_verify(&path),
+        Command::Audit { command } => audit::run(command),
     }
 }
 
@@ -121,10 +112,17 @@ fn check(path: &Path) -> ExitCode {
         config.policy.len(),
         config.policy.mode().as_str()
     );
+    let audit = &config.audit;
+    let rotation = match audit.rotate_bytes {
+        0 => "never rotated".to_string(),
+        bytes => format!("rotated at {bytes} bytes"),
+    };
     println!(
-        "  audit         {} (sync {})",
-        config.audit.file.display(),
-        config.audit.sync.as_str()
+        "  audit         {} (sync {}, {}, {})",
+        audit.active_path().display(),
+        audit.sync.as_str(),
+        crate::audit::chain::algorithm(audit.hmac_key.as_ref()),
+        rotation,
     );
     for warning in &config.warnings {
         println!("warning: {warning}");
@@ -137,35 +135,6 @@ fn demo() -> ExitCode {
     let result = block_on(crate::demo::run());
     drop(logs);
     exit(result)
-}
-
-fn audit_verify(path: &Path) -> ExitCode {
-    match verify::verify_file(path) {
-        Err(error) => {
-            eprintln!("cancelguard: {}: cannot read: {error}", path.display());
-            ExitCode::from(2)
-        }
-        Ok(report) => match report.problem {
-            None => {
-                println!(
-                    "{}: ok, {} records verified",
-                    path.display(),
-                    report.records
-                );
-                ExitCode::SUCCESS
-            }
-            Some(problem) => {
-                println!(
-                    "{}:{}: {} ({} records verified before it)",
-                    path.display(),
-                    problem.line,
-                    problem.fault,
-                    report.records
-                );
-                ExitCode::from(1)
-            }
-        },
-    }
 }
 
 fn block_on(

@@ -139,7 +139,7 @@ pub async fn run() -> anyhow::Result<()> {
     std::fs::write(&config_path, demo_config(listen, admin, graph_addr))
         .context("writing proxy.toml")?;
     let config = Config::load(&config_path)?;
-    let audit_file = config.audit.file.clone();
+    let audit_file = config.audit.active_path();
     let server = Server::bind(config).await?;
 
     let day = Duration::from_secs(3600);
@@ -227,12 +227,14 @@ No token at all: 401.
 
 Readiness:   curl -i http://{admin}/readyz
 Audit trail: {audit}
-  cargo run --release -- audit verify '{audit}'
+  cargo run --release -- audit verify '{folder}'
+  cargo run --release -- audit show '{folder}'
 
 Press Ctrl-C to stop.
 "#,
         dir = dir.display(),
         audit = audit.display(),
+        folder = audit.parent().unwrap_or(dir).display(),
     );
 }
 

@@ -14,10 +14,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::admin;
-use crate::audit::{Audit, Event, Record};
+use crate::audit::{Audit, Detail, Event, Record, chain};
 use crate::auth::Verifier;
 use crate::auth::keys::KeyStore;
-use crate::config::{Config, KeySource};
+use crate::config::{AuditConfig, Config, KeySource, Source};
+use crate::policy::Mode;
 use crate::proxy::{Proxy, Routing};
 use crate::upstream::{Upstream, build_client};
 
@@ -59,6 +60,8 @@ impl Server {
         );
 
         let audit = Audit::start(&config.audit)?;
+        tracing::info!(path = %audit.path().display(), "audit trail open");
+        let mode = config.policy.mode();
         let verifier = Verifier::new(&config.auth, keys);
         let upstream = Upstream::new(&config.upstream, client);
         let routing = Routing {
@@ -83,9 +86,11 @@ impl Server {
                 format!("cannot listen on {}", config.server.admin_listen)
             })?;
 
-        let start = Record::new(Event::Start, uuid::Uuid::new_v4().to_string());
-        if let Err(error) = proxy.audit.record_durable(start).await {
-            tracing::error!(%error, "start not recorded; not ready");
+        for record in startup_records(&config.audit, &config.source, mode) {
+            if let Err(error) = proxy.audit.record_durable(record).await {
+                tracing::error!(%error, "start not recorded; not ready");
+                break;
+            }
         }
         Ok(Self {
             proxy,
@@ -172,7 +177,7 @@ impl Server {
             refresh.abort();
         }
 
-        let stop = Record::new(Event::Stop, uuid::Uuid::new_v4().to_string());
+        let stop = Record::fresh(Event::Stop);
         if let Err(error) = self.proxy.audit.record_durable(stop).await {
             tracing::error!(%error, "stop not recorded");
         }
@@ -180,6 +185,29 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// `start`, saying what writes the trail, and `config`, saying which
+/// configuration is in force, so that an auditor sees when it changed.
+fn startup_records(
+    audit: &AuditConfig,
+    source: &Source,
+    mode: Mode,
+) -> [Record; 2] {
+    let mut start = Record::fresh(Event::Start);
+    start.detail = Some(Detail::Start {
+        version: env!("CARGO_PKG_VERSION"),
+        replica: audit.replica.clone(),
+        hash: chain::algorithm(audit.hmac_key.as_ref()),
+    });
+    let mut config = Record::fresh(Event::Config);
+    config.mode = Some(mode.as_str());
+    config.detail = Some(Detail::Config {
+        file: source.file.clone(),
+        sha256: source.sha256.clone(),
+        overrides: source.overrides.clone(),
+    });
+    [start, config]
 }
 
 fn builder() -> auto::Builder<TokioExecutor> {

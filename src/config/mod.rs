@@ -6,6 +6,7 @@
 //! parses or copies configuration. Relative paths in the file are taken
 //! relative to the folder that holds the file.
 
+mod audit;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use http::Uri;
 use jsonwebtoken::Algorithm;
 
 use crate::policy::{Mode, Policy};
+pub use audit::{AuditConfig, SyncMode};
 use raw::RawConfig;
 
 /// Environment variables that override keys start with this, followed by
@@ -46,6 +48,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Non-fatal remarks for `check` and the startup log.
     pub warnings: Vec<String>,
+    /// The file and environment this was read from.
+    pub source: Source,
 }
 
 /// `[server]`, checked.
@@ -102,34 +106,17 @@ pub struct AuthConfig {
     pub cache_entries: usize,
 }
 
-/// How hard the audit writer pushes records to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
-    /// One fsync shared by every record written together (group commit).
-    Batch,
-    /// One fsync per record.
-    Always,
-    /// No fsync; the OS decides. For tests and throwaway setups.
-    None,
-}
-
-impl SyncMode {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncMode::Batch => "batch",
-            SyncMode::Always => "always",
-            SyncMode::None => "none",
-        }
-    }
-}
-
-/// `[audit]`, checked.
-#[derive(Debug)]
-pub struct AuditConfig {
-    pub file: PathBuf,
-    pub sync: SyncMode,
-    pub stdout: bool,
+/// Where the configuration came from, for the audit trail's `config`
+/// record: an auditor can compare the digest with a file they hold.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The config file as given.
+    pub file: String,
+    /// SHA-256 (hex) of the bytes read.
+    pub sha256: String,
+    /// Names of the `CANCELGUARD__…` variables set, which override keys
+    /// of the file. Values are left out: they may be sensitive.
+    pub overrides: Vec<String>,
 }
 
 /// `[log]`, checked.
@@ -152,6 +139,30 @@ impl Config {
         if !path.is_file() {
             return Err(err("", "no such file".into()));
         }
+        // Parsed from the very bytes that are digested, so the `config`
+        // audit record names exactly what was read.
+        let bytes = std::fs::read(path).map_err(|e| err("", format!("{e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| err("", "is not UTF-8".into()))?;
+        let mut overrides: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| name.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        overrides.sort();
+        let source = Source {
+            file,
+            sha256: hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                text.as_bytes(),
+            )),
+            overrides,
+        };
+        let file = source.file.clone();
+        let err = |key: &str, message: String| ConfigError {
+            file: file.clone(),
+            key: key.into(),
+            message,
+        };
         let env = Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
             .separator("__")
@@ -163,14 +174,16 @@ impl Config {
             .with_list_parse_key("auth.required_scopes")
             .try_parsing(true);
         let raw: RawConfig = ::config::Config::builder()
-            .add_source(File::from(path).format(FileFormat::Toml))
+            .add_source(File::from_str(&text, FileFormat::Toml))
             .add_source(env)
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| err("", e.to_string()))?;
 
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_raw(raw, base).map_err(|(key, message)| err(key, message))
+        let config = Self::from_raw(raw, base)
+            .map_err(|(key, message)| err(key, message))?;
+        Ok(Self { source, ..config })
     }
 
     /// Checks a raw configuration; relative paths are joined to `base`.
@@ -236,31 +249,7 @@ impl Config {
             );
         }
 
-        let sync = match raw.audit.sync.as_str() {
-            "batch" => SyncMode::Batch,
-            "always" => SyncMode::Always,
-            "none" => {
-                warnings.push(
-                    "audit.sync is none: records may be lost on power failure"
-                        .into(),
-                );
-                SyncMode::None
-            }
-            other => {
-                return Err((
-                    "audit.sync",
-                    format!("'{other}' is not one of batch, always, none"),
-                ));
-            }
-        };
-        if raw.audit.file.trim().is_empty() {
-            return Err(("audit.file", "must name a file".into()));
-        }
-        let audit = AuditConfig {
-            file: resolve(&raw.audit.file),
-            sync,
-            stdout: raw.audit.stdout,
-        };
+        let audit = audit::check(&raw.audit, base, &mut warnings)?;
 
         let json = match raw.log.format.as_str() {
             "json" => true,
@@ -287,6 +276,7 @@ impl Config {
             audit,
             log,
             warnings,
+            source: Source::default(),
         })
     }
 }

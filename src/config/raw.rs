@@ -153,6 +153,10 @@ pub struct RawAudit {
     pub file: String,
     pub sync: String,
     pub stdout: bool,
+    pub hmac_key_file: Option<String>,
+    pub rotate_bytes: u64,
+    pub replica: Option<String>,
+    pub queue_timeout: String,
 }
 
 impl Default for RawAudit {
@@ -161,6 +165,10 @@ impl Default for RawAudit {
             file: "audit/cancelguard.jsonl".into(),
             sync: "batch".into(),
             stdout: false,
+            hmac_key_file: None,
+            rotate_bytes: 64 * 1024 * 1024,
+            replica: None,
+            queue_timeout: "2s".into(),
         }
     }
 }

@@ -28,6 +28,55 @@ fn defaults_are_secure() {
     );
     assert!(config.warnings.iter().any(|w| w.contains("auth.tenants")));
     assert!(config.warnings.iter().any(|w| w.contains("no allow rule")));
+    assert_eq!(config.audit.rotate_bytes, 64 * 1024 * 1024);
+    assert_eq!(config.audit.queue_timeout, Duration::from_secs(2));
+    assert!(config.audit.hmac_key.is_none());
+    assert!(crate::audit::files::is_valid_replica(&config.audit.replica));
+}
+
+#[test]
+fn the_replica_names_the_active_file() {
+    let mut raw = minimal();
+    raw.audit.replica = Some("pod-a".into());
+    let config = Config::from_raw(raw, Path::new("/srv")).expect("valid");
+    assert_eq!(
+        config.audit.active_path(),
+        Path::new("/srv/audit/cancelguard-pod-a.jsonl")
+    );
+}
+
+#[test]
+fn a_short_hmac_key_is_refused_by_file_name_and_keys_never_print() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("short.key"), b"too short").expect("w");
+    let mut raw = minimal();
+    raw.audit.hmac_key_file = Some("short.key".into());
+    let Err((key, message)) = Config::from_raw(raw, dir.path()) else {
+        panic!("a 9-byte key was accepted");
+    };
+    assert_eq!(key, "audit.hmac_key_file");
+    assert!(message.contains("short.key") && message.contains("9 bytes"));
+
+    let secret = "k".repeat(40);
+    std::fs::write(dir.path().join("good.key"), &secret).expect("w");
+    let mut raw = minimal();
+    raw.audit.hmac_key_file = Some("good.key".into());
+    let config = Config::from_raw(raw, dir.path()).expect("valid");
+    assert!(config.audit.hmac_key.is_some());
+    assert!(!format!("{config:?}").contains(&secret));
+}
+
+#[test]
+fn load_digests_the_file_it_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("proxy.toml");
+    let text = "[auth]\njwks_file = \"keys.json\"\n";
+    std::fs::write(&path, text).expect("w");
+    let config = Config::load(&path).expect("valid");
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    assert_eq!(config.source.sha256, hex::encode(digest));
+    assert_eq!(config.source.file, path.display().to_string());
 }
 
 /// A config key and a change that must make it invalid.
@@ -76,6 +125,26 @@ fn bad_values_name_their_key() {
         (
             "audit.sync",
             Box::new(|r| r.audit.sync = "sometimes".into()),
+        ),
+        (
+            "audit.rotate_bytes",
+            Box::new(|r| r.audit.rotate_bytes = 100),
+        ),
+        (
+            "audit.replica",
+            Box::new(|r| r.audit.replica = Some("pod/a".into())),
+        ),
+        (
+            "audit.queue_timeout",
+            Box::new(|r| r.audit.queue_timeout = "forever".into()),
+        ),
+        (
+            "audit.queue_timeout",
+            Box::new(|r| r.audit.queue_timeout = "2m".into()),
+        ),
+        (
+            "audit.hmac_key_file",
+            Box::new(|r| r.audit.hmac_key_file = Some("missing.key".into())),
         ),
         ("log.format", Box::new(|r| r.log.format = "xml".into())),
     ];

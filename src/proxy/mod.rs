@@ -206,7 +206,10 @@ impl Proxy {
 
         // Fail closed: nothing is forwarded unless its decision is durable.
         if let Err(error) = self.audit.record_durable(record).await {
-            tracing::error!(%error, "decision not recorded; call refused");
+            // Debug only: the writer logs each outage once, and readiness
+            // and its counter carry the rest; one line per call would
+            // flood the log exactly when the disk is full.
+            tracing::debug!(%error, "decision not recorded; call refused");
             return self.reject(call, error.into());
         }
         self.metrics
@@ -292,7 +295,7 @@ impl Proxy {
             "cancelAll refused"
         );
         if let Err(error) = self.audit.record_durable(record).await {
-            tracing::error!(%error, "refusal not recorded");
+            tracing::debug!(%error, "refusal not recorded");
         }
         self.reject(call, rejection)
     }

@@ -29,6 +29,8 @@ use tokio::sync::oneshot;
 
 pub const REQUEST_ID: &str = "0b2a8c5e-1f3d-4e6a-9b7c-2d4e6f8a0b1c";
 pub const OPS_GROUP: &str = "9e0f1a2b-0000-4000-8000-00000000090a";
+/// The replica name the harness's proxies write under.
+pub const REPLICA: &str = "test";
 
 /// The canonical cancelAll path for [`REQUEST_ID`].
 pub fn cancel_path() -> String {
@@ -320,10 +322,12 @@ impl Harness {
     /// Starts a proxy with the default test policy.
     pub async fn start(setup: Setup) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let audit_file = setup
+        let configured = setup
             .audit_file
             .clone()
             .unwrap_or_else(|| dir.path().join("audit/trail.jsonl"));
+        // The proxy appends to the configured name plus its replica name.
+        let audit_file = cancelguard::audit::active_path(&configured, REPLICA);
         let graph = StandIn::start(
             &dir.path().join("ca.pem"),
             audit_file.clone(),
@@ -378,6 +382,7 @@ users = ["MALLORY@contoso.example"]
 [audit]
 file = "{audit}"
 sync = "batch"
+replica = "{REPLICA}"
 "#,
             timeout = setup.upstream_timeout,
             max_batch = setup.max_batch_bytes,
@@ -391,7 +396,7 @@ sync = "batch"
             },
             auth_extra = setup.auth_extra,
             policy_mode = setup.policy_mode,
-            audit = audit_file.display(),
+            audit = configured.display(),
         );
         let config_path = dir.path().join("proxy.toml");
         std::fs::write(&config_path, config).expect("writing config");

@@ -73,6 +73,8 @@ fn metrics(proxy: &Proxy) -> Response<Body> {
         signature_checks: proxy.verifier.signature_checks(),
         cached_tokens: proxy.verifier.cached_tokens(),
         audit_healthy: proxy.audit.is_healthy(),
+        audit_syncs: proxy.audit.syncs(),
+        audit_write_failures: proxy.audit.write_failures(),
         draining: proxy.is_draining(),
     };
     let mut response =

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub signature_checks: u64,
     pub cached_tokens: usize,
     pub audit_healthy: bool,
+    pub audit_syncs: u64,
+    pub audit_write_failures: u64,
     pub draining: bool,
 }
 
@@ -49,6 +51,8 @@ pub struct Metrics {
     signature_checks: Counter<u64, AtomicU64>,
     cached_tokens: Gauge,
     audit_healthy: Gauge,
+    audit_syncs: Counter<u64, AtomicU64>,
+    audit_write_failures: Counter<u64, AtomicU64>,
     draining: Gauge,
 }
 
@@ -78,6 +82,8 @@ impl Metrics {
             signature_checks: Counter::default(),
             cached_tokens: Gauge::default(),
             audit_healthy: Gauge::default(),
+            audit_syncs: Counter::default(),
+            audit_write_failures: Counter::default(),
             draining: Gauge::default(),
         };
         registry.register(
@@ -121,6 +127,16 @@ impl Metrics {
             metrics.audit_healthy.clone(),
         );
         registry.register(
+            "audit_fsyncs",
+            "fsyncs of the audit trail (group commit shares one per batch)",
+            metrics.audit_syncs.clone(),
+        );
+        registry.register(
+            "audit_write_failures",
+            "Audit records that could not be written; their calls got 503",
+            metrics.audit_write_failures.clone(),
+        );
+        registry.register(
             "draining",
             "1 once shutdown has begun",
             metrics.draining.clone(),
@@ -157,10 +173,15 @@ impl Metrics {
         self.cached_tokens.set(snapshot.cached_tokens as i64);
         self.audit_healthy.set(snapshot.audit_healthy.into());
         self.draining.set(snapshot.draining.into());
-        // The verifier owns the count; mirror it into the counter.
-        self.signature_checks
-            .inner()
-            .store(snapshot.signature_checks, Ordering::Relaxed);
+        // The verifier and the audit writer own these counts; mirror them.
+        let mirrored = [
+            (&self.signature_checks, snapshot.signature_checks),
+            (&self.audit_syncs, snapshot.audit_syncs),
+            (&self.audit_write_failures, snapshot.audit_write_failures),
+        ];
+        for (counter, value) in mirrored {
+            counter.inner().store(value, Ordering::Relaxed);
+        }
 
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

@@ -351,6 +351,11 @@ async fn metrics_count_responses_and_decisions() {
     );
     assert!(has("cancelguard_signing_keys_loaded 1"), "{text}");
     assert!(has("cancelguard_token_signature_checks_total 2"), "{text}");
+    let fsyncs = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cancelguard_audit_fsyncs_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(fsyncs.is_some_and(|n| n > 0), "{text}");
     proxy.stop_verified().await;
 }
 

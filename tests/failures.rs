@@ -78,6 +78,18 @@ async fn full_disk_gets_503_and_nothing_is_forwarded() {
         "{}",
         ready.body
     );
+    let metrics = proxy.admin_get("/metrics").await.body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cancelguard_audit_write_failures_total ")
+                && l != "cancelguard_audit_write_failures_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l == "cancelguard_audit_writable 0"),
+        "{metrics}"
+    );
     proxy.stop().await;
 }
 

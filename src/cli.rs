@@ -1,7 +1,8 @@
-//! The command line: `run`, `check`, `demo`, and `audit verify` and
-//! `audit show` in [`audit`].
+//! The command line: `run`, `check`, `demo`, `explain` (in [`explain`]),
+//! and `audit verify` and `audit show` (in [`audit`]).
 
 mod audit;
+mod explain;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +39,22 @@ enum Command {
     },
     /// Run a self-contained local demo: stand-in Graph, local issuer, tokens.
     Demo,
+    /// Evaluate one call as the proxy would and say why; forward nothing.
+    /// Exit 0 when it would be forwarded, 1 when refused, 2 on error.
+    Explain {
+        /// Configuration file.
+        #[arg(long, env = "CANCELGUARD_CONFIG", default_value = "proxy.toml")]
+        config: PathBuf,
+        /// The bearer token, or - to read it from stdin.
+        #[arg(long)]
+        token: String,
+        /// The request target, e.g. /beta/identityGovernance/....
+        #[arg(long)]
+        path: String,
+        /// The HTTP method.
+        #[arg(long, default_value = "POST")]
+        method: String,
+    },
     /// Work with audit files.
     Audit {
         #[command(subcommand)]
@@ -52,6 +69,17 @@ pub fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
         Command::Demo => demo(),
+        Command::Explain {
+            config,
+            token,
+            path,
+            method,
+        } => explain::run(explain::Call {
+            config: &config,
+            token: &token,
+            path: &path,
+            method: &method,
+        }),
         Command::Audit { command } => audit::run(command),
     }
 }

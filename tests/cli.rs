@@ -1,5 +1,5 @@
 //! The binary as an operator meets it: `check`, `run` on bad input, and
-//! `audit verify`.
+//! `audit verify`, `explain`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -175,4 +175,119 @@ fn audit_verify_reports_intact_tampered_and_unreadable() {
 
     let output = cancelguard(&["audit", "verify", "/nonexistent/trail.jsonl"]);
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// A config in `dir` trusting `issuer`, allowing Permissions Management
+/// administrators of the demo tenant.
+fn explain_config(dir: &Path, issuer: &cancelguard::demo::Issuer) -> String {
+    use cancelguard::demo::{DEMO_TENANT, PERMISSIONS_ADMIN_ROLE};
+    std::fs::write(dir.join("jwks.json"), issuer.jwks_json()).expect("jwks");
+    let text = format!(
+        "[auth]\njwks_file = \"jwks.json\"\ntenants = [\"{DEMO_TENANT}\"]\n\n\
+         [[policy.rules]]\nname = \"admins\"\neffect = \"allow\"\n\
+         directory_roles = [\"{PERMISSIONS_ADMIN_ROLE}\"]\n\n\
+         [audit]\nfile = \"audit.jsonl\"\n"
+    );
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, text).expect("config");
+    path.display().to_string()
+}
+
+#[test]
+fn explain_says_why_and_writes_nothing() {
+    use cancelguard::demo::{Issuer, PERMISSIONS_ADMIN_ROLE};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("dir");
+    let issuer = Issuer::generate("k").expect("key");
+    let config = explain_config(dir.path(), &issuer);
+    let hour = Duration::from_secs(3600);
+    let admin = issuer.sign(&Issuer::user_claims(
+        "alice@contoso.example",
+        "a11ce000-0000-4000-8000-000000000001",
+        &[PERMISSIONS_ADMIN_ROLE],
+        hour,
+    ));
+    let user = issuer.sign(&Issuer::user_claims(
+        "bob@contoso.example",
+        "b0b00000-0000-4000-8000-000000000002",
+        &[],
+        hour,
+    ));
+    let path = "/beta//permissionsManagement/scheduledPermissionsRequests('r-1')/cancelAll";
+
+    let allowed = cancelguard(&[
+        "explain", "--config", &config, "--token", &admin, "--path", path,
+    ]);
+    let out = String::from_utf8_lossy(&allowed.stdout);
+    assert_eq!(allowed.status.code(), Some(0), "{out}{}", stderr(&allowed));
+    assert!(
+        out.contains("rule 'admins'") && out.contains("forwarded"),
+        "{out}"
+    );
+    assert!(out.contains("/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/r-1/cancelAll"), "{out}");
+    assert!(!out.contains(&admin), "the token is echoed");
+
+    let denied = cancelguard(&[
+        "explain", "--config", &config, "--token", &user, "--path", path,
+    ]);
+    let out = String::from_utf8_lossy(&denied.stdout);
+    assert_eq!(denied.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("403") && out.contains("no_matching_rule"),
+        "{out}"
+    );
+
+    let get = cancelguard(&[
+        "explain", "--config", &config, "--token", &admin, "--path", path,
+        "--method", "GET",
+    ]);
+    assert_eq!(get.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&get.stdout).contains("405"));
+
+    let expired = cancelguard(&[
+        "explain", "--config", &config, "--token", "a.b.c", "--path", path,
+    ]);
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&expired.stdout).contains("401"));
+
+    assert!(
+        !dir.path().join("audit.jsonl").exists(),
+        "explain wrote an audit file"
+    );
+    assert!(std::fs::read_dir(dir.path()).expect("dir").all(|e| {
+        !e.expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with("audit")
+    }));
+}
+
+#[test]
+fn explain_reads_the_token_from_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("dir");
+    let issuer = cancelguard::demo::Issuer::generate("k").expect("key");
+    let config = explain_config(dir.path(), &issuer);
+    let mut child = Command::new(BIN)
+        .args([
+            "explain", "--config", &config, "--token", "-", "--path",
+            "/v1.0/me",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"x.y.z\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("not cancelAll") && out.contains("404"),
+        "{out}"
+    );
+    assert_eq!(output.status.code(), Some(1));
 }

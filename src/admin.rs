@@ -30,7 +30,7 @@ pub fn handle<B>(proxy: &Arc<Proxy>, request: &Request<B>) -> Response<Body> {
                 let mut body = json!({"status": "ready"});
                 // Stale keys still verify tokens; the warning is for
                 // operators, not a reason to take the replica out.
-                if proxy.verifier.keys().is_stale() {
+                if proxy.rules().verifier.keys().is_stale() {
                     body["warnings"] = json!([
                         "signing key refresh failing; serving the last good keys"
                     ]);
@@ -53,7 +53,7 @@ pub fn handle<B>(proxy: &Arc<Proxy>, request: &Request<B>) -> Response<Body> {
 /// Why the proxy cannot serve cancelAll right now; empty when it can.
 pub fn not_ready_reasons(proxy: &Proxy) -> Vec<&'static str> {
     let mut reasons = Vec::new();
-    if !proxy.verifier.keys().is_loaded() {
+    if !proxy.rules().verifier.keys().is_loaded() {
         reasons.push("signing keys not loaded");
     }
     if !proxy.audit.is_healthy() {
@@ -68,10 +68,10 @@ pub fn not_ready_reasons(proxy: &Proxy) -> Vec<&'static str> {
 /// The Prometheus text rendering of the proxy's metrics.
 fn metrics(proxy: &Proxy) -> Response<Body> {
     let snapshot = Snapshot {
-        keys_loaded: proxy.verifier.keys().is_loaded(),
-        keys_stale: proxy.verifier.keys().is_stale(),
-        signature_checks: proxy.verifier.signature_checks(),
-        cached_tokens: proxy.verifier.cached_tokens(),
+        keys_loaded: proxy.rules().verifier.keys().is_loaded(),
+        keys_stale: proxy.rules().verifier.keys().is_stale(),
+        signature_checks: proxy.rules().verifier.signature_checks(),
+        cached_tokens: proxy.rules().verifier.cached_tokens(),
         audit_healthy: proxy.audit.is_healthy(),
         audit_syncs: proxy.audit.syncs(),
         audit_write_failures: proxy.audit.write_failures(),

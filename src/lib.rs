@@ -20,6 +20,7 @@ pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod shape;

@@ -1,4 +1,4 @@
-//! Startup, the accept loops and graceful shutdown.
+//! Startup, the accept loops, config reload and graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::admin;
 use crate::audit::{Audit, Detail, Event, Record, chain};
@@ -19,7 +20,8 @@ use crate::auth::Verifier;
 use crate::auth::keys::KeyStore;
 use crate::config::{AuditConfig, Config, KeySource, Source};
 use crate::policy::Mode;
-use crate::proxy::{Proxy, Routing};
+use crate::proxy::{Proxy, Routing, Rules};
+use crate::reload::Reloader;
 use crate::upstream::{Upstream, build_client};
 
 /// A proxy whose listeners are bound and whose state is built, ready to
@@ -29,7 +31,32 @@ pub struct Server {
     listener: TcpListener,
     admin: TcpListener,
     grace: Duration,
-    refresh: Option<tokio::task::JoinHandle<()>>,
+    reloader: Reloader,
+    reloads: mpsc::Receiver<ReloadRequest>,
+    reload_sender: mpsc::Sender<ReloadRequest>,
+}
+
+/// A reload asked for, and where its result goes.
+type ReloadRequest = oneshot::Sender<Result<Vec<String>, String>>;
+
+/// Asks a serving proxy to reload its config, as SIGHUP does.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    sender: mpsc::Sender<ReloadRequest>,
+}
+
+impl ReloadHandle {
+    /// Reloads and returns the new file's warnings, or why it was refused.
+    pub async fn reload(&self) -> Result<Vec<String>, String> {
+        let (done, result) = oneshot::channel();
+        self.sender
+            .send(done)
+            .await
+            .map_err(|_| "the proxy is not serving".to_string())?;
+        result
+            .await
+            .map_err(|_| "the proxy stopped during the reload".to_string())?
+    }
 }
 
 impl Server {
@@ -62,19 +89,18 @@ impl Server {
         let audit = Audit::start(&config.audit)?;
         tracing::info!(path = %audit.path().display(), "audit trail open");
         let mode = config.policy.mode();
-        let verifier = Verifier::new(&config.auth, keys);
-        let upstream = Upstream::new(&config.upstream, client);
+        let verifier = Verifier::new(&config.auth, keys.clone());
+        let upstream = Upstream::new(&config.upstream, client.clone());
         let routing = Routing {
             forward_other_routes: config.upstream.forward_other_routes,
             max_batch_bytes: config.server.max_batch_bytes,
         };
-        let proxy = Arc::new(Proxy::new(
+        let reloader = Reloader::new(&config, keys, refresh, client);
+        let rules = Rules {
             verifier,
-            config.policy,
-            audit,
-            upstream,
-            routing,
-        ));
+            policy: config.policy,
+        };
+        let proxy = Arc::new(Proxy::new(rules, audit, upstream, routing));
 
         let listener =
             TcpListener::bind(config.server.listen).await.with_context(
@@ -86,6 +112,7 @@ impl Server {
                 format!("cannot listen on {}", config.server.admin_listen)
             })?;
 
+        let (reload_sender, reloads) = mpsc::channel(4);
         for record in startup_records(&config.audit, &config.source, mode) {
             if let Err(error) = proxy.audit.record_durable(record).await {
                 tracing::error!(%error, "start not recorded; not ready");
@@ -97,8 +124,17 @@ impl Server {
             listener,
             admin,
             grace: config.server.shutdown_grace,
-            refresh: Some(refresh),
+            reloader,
+            reloads,
+            reload_sender,
         })
+    }
+
+    /// A handle that reloads the config as SIGHUP does.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            sender: self.reload_sender.clone(),
+        }
     }
 
     /// The address the proxy listens on.
@@ -118,7 +154,7 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, lets calls
     /// in flight finish within the grace period, and closes the audit trail.
     pub async fn serve(
-        mut self,
+        self,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         tracing::info!(
@@ -129,6 +165,22 @@ impl Server {
         let graceful = GracefulShutdown::new();
         let admin_task =
             tokio::spawn(serve_admin(self.admin, self.proxy.clone()));
+        // Installed before the first call is accepted, so that a SIGHUP
+        // can never meet the default action (ending the process).
+        let hangup = tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        );
+        if let Err(error) = &hangup {
+            tracing::warn!(%error, "no SIGHUP handler; reload unavailable");
+        }
+        let (stop_reloads, stopped) = oneshot::channel();
+        let reload_task = tokio::spawn(serve_reloads(
+            self.reloader,
+            self.reloads,
+            hangup.ok(),
+            self.proxy.clone(),
+            stopped,
+        ));
         tokio::pin!(shutdown);
 
         loop {
@@ -173,9 +225,8 @@ impl Server {
             tracing::warn!("grace period over; dropping calls still in flight");
         }
         admin_task.abort();
-        if let Some(refresh) = self.refresh.take() {
-            refresh.abort();
-        }
+        let _ = stop_reloads.send(());
+        let _ = reload_task.await;
 
         let stop = Record::fresh(Event::Stop);
         if let Err(error) = self.proxy.audit.record_durable(stop).await {
@@ -218,6 +269,51 @@ fn builder() -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     builder
+}
+
+/// Reloads on SIGHUP and on request until told to stop; then stops the
+/// key refresh too.
+async fn serve_reloads(
+    mut reloader: Reloader,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+    proxy: Arc<Proxy>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        let hangup_received = async {
+            match hangup.as_mut() {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let done = tokio::select! {
+            _ = &mut stop => break,
+            _ = hangup_received => None,
+            request = requests.recv() => match request {
+                Some(done) => Some(done),
+                None => break,
+            },
+        };
+
+        let result = reloader.reload(&proxy).await.map_err(|e| e.to_string());
+        match &result {
+            Ok(warnings) => {
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+                tracing::info!("configuration reloaded");
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "configuration reload refused; the running one stays"
+            ),
+        }
+        if let Some(done) = done {
+            let _ = done.send(result);
+        }
+    }
+    reloader.stop();
 }
 
 async fn serve_admin(listener: TcpListener, proxy: Arc<Proxy>) {

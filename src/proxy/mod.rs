@@ -9,6 +9,8 @@ mod other;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
 use std::time::Instant;
 
 use http::{HeaderValue, Request, Response};
@@ -32,13 +34,19 @@ const MAX_AUDIT_PATH: usize = 1024;
 
 /// Everything a request needs, built once and shared by reference.
 pub struct Proxy {
-    pub verifier: Verifier,
-    pub policy: Policy,
+    /// Replaced whole by a config reload; each request reads one version.
+    rules: ArcSwap<Rules>,
     pub audit: Audit,
     pub upstream: Upstream,
     pub metrics: Metrics,
     routing: Routing,
     draining: AtomicBool,
+}
+
+/// The parts of the pipeline a config reload may replace.
+pub struct Rules {
+    pub verifier: Verifier,
+    pub policy: Policy,
 }
 
 /// How routes other than cancelAll are treated.
@@ -60,21 +68,29 @@ struct Call {
 impl Proxy {
     /// Assembles the pipeline.
     pub fn new(
-        verifier: Verifier,
-        policy: Policy,
+        rules: Rules,
         audit: Audit,
         upstream: Upstream,
         routing: Routing,
     ) -> Self {
         Self {
-            verifier,
-            policy,
+            rules: ArcSwap::from_pointee(rules),
             audit,
             upstream,
             metrics: Metrics::new(),
             routing,
             draining: AtomicBool::new(false),
         }
+    }
+
+    /// The verifier and policy in force.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.load_full()
+    }
+
+    /// Puts new rules in force; requests already running keep theirs.
+    pub fn replace_rules(&self, rules: Rules) {
+        self.rules.store(Arc::new(rules));
     }
 
     /// Marks the proxy as shutting down: new cancelAll calls get 503.
@@ -146,10 +162,11 @@ impl Proxy {
         request: Request<Incoming>,
         target: CancelAll,
     ) -> Response<Body> {
+        let rules = self.rules();
         let mut record = self.record(call, &request, Event::Decision);
         record.target = Some(target.request_id.clone());
         record.decision = Some(Effect::Deny.as_str());
-        record.mode = Some(self.policy.mode().as_str());
+        record.mode = Some(rules.policy.mode().as_str());
 
         if self.is_draining() {
             return self.finish(call, record, Rejection::Draining).await;
@@ -171,7 +188,8 @@ impl Proxy {
             return self.finish(call, record, error.into()).await;
         }
 
-        let verified = match self.authenticate(&request).await {
+        let verified = match self.authenticate(&request, &rules.verifier).await
+        {
             Ok(verified) => verified,
             Err((error, unverified)) => {
                 record.unverified =
@@ -182,7 +200,8 @@ impl Proxy {
         record.caller =
             Some(caller(&verified.claims, Some(&verified.token_id)));
 
-        let decision = self.policy.decide(&verified.claims, &target.request_id);
+        let decision =
+            rules.policy.decide(&verified.claims, &target.request_id);
         record.decision = Some(decision.effect.as_str());
         record.reason = Some(decision.reason.into());
         record.rule = decision.rule.clone();
@@ -196,7 +215,7 @@ impl Proxy {
             "cancelAll decided"
         );
         if decision.effect == Effect::Deny
-            && self.policy.mode() == Mode::Enforce
+            && rules.policy.mode() == Mode::Enforce
         {
             let rejection = Rejection::Denied {
                 reason: decision.reason,
@@ -221,10 +240,11 @@ impl Proxy {
     async fn authenticate(
         &self,
         request: &Request<Incoming>,
+        verifier: &Verifier,
     ) -> Result<Arc<Verified>, (auth::AuthError, Option<Box<Claims>>)> {
         let token =
             auth::bearer_token(request.headers()).map_err(|e| (e, None))?;
-        match self.verifier.verify(token).await {
+        match verifier.verify(token).await {
             Ok(verified) => Ok(verified),
             // An oversized token is not decoded at all, not even for the
             // audit record.

@@ -313,6 +313,8 @@ pub struct Harness {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub audit_file: PathBuf,
+    /// Reloads the config file in `dir`, as SIGHUP does.
+    pub reload: cancelguard::server::ReloadHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -405,6 +407,7 @@ replica = "{REPLICA}"
         let server = Server::bind(config).await.expect("proxy binds");
         let addr = server.local_addr();
         let admin = server.admin_addr();
+        let reload = server.reload_handle();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async move {
             let _ = stopped.await;
@@ -416,6 +419,7 @@ replica = "{REPLICA}"
             addr,
             admin,
             audit_file,
+            reload,
             stop: Some(stop),
             task: Some(task),
             client,

@@ -119,6 +119,12 @@ fn check(path: &Path) -> ExitCode {
         }
     }
 
+    if let Some(files) = &config.server.tls
+        && let Err(error) = crate::tls::acceptor(files)
+    {
+        return fail(&error);
+    }
+
     let keys = match &config.auth.keys {
         KeySource::File(file) => format!("file {}", file.display()),
         KeySource::Url(url) => format!("url {url}"),
@@ -130,7 +136,12 @@ fn check(path: &Path) -> ExitCode {
         config.auth.tenants.join(", ")
     };
     println!("{}: ok", path.display());
-    println!("  listen        {}", config.server.listen);
+    let tls = if config.server.tls.is_some() {
+        "TLS"
+    } else {
+        "plain HTTP"
+    };
+    println!("  listen        {} ({tls})", config.server.listen);
     println!("  admin         {}", config.server.admin_listen);
     println!("  upstream      {}", config.upstream.url);
     println!("  keys          {keys}");

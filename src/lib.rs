@@ -24,4 +24,5 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod shape;
+pub mod tls;
 pub mod upstream;

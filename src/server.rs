@@ -13,6 +13,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
 
 use crate::admin;
 use crate::audit::{Audit, Detail, Event, Record, chain};
@@ -24,6 +25,9 @@ use crate::proxy::{Proxy, Routing, Rules};
 use crate::reload::Reloader;
 use crate::upstream::{Upstream, build_client};
 
+/// How long a client may take over the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A proxy whose listeners are bound and whose state is built, ready to
 /// serve.
 pub struct Server {
@@ -31,6 +35,7 @@ pub struct Server {
     listener: TcpListener,
     admin: TcpListener,
     grace: Duration,
+    tls: Option<TlsAcceptor>,
     reloader: Reloader,
     reloads: mpsc::Receiver<ReloadRequest>,
     reload_sender: mpsc::Sender<ReloadRequest>,
@@ -102,6 +107,12 @@ impl Server {
         };
         let proxy = Arc::new(Proxy::new(rules, audit, upstream, routing));
 
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()?;
         let listener =
             TcpListener::bind(config.server.listen).await.with_context(
                 || format!("cannot listen on {}", config.server.listen),
@@ -124,6 +135,7 @@ impl Server {
             listener,
             admin,
             grace: config.server.shutdown_grace,
+            tls,
             reloader,
             reloads,
             reload_sender,
@@ -204,12 +216,43 @@ impl Server {
                     Ok::<_, Infallible>(proxy.handle(request, remote).await)
                 }
             });
-            let connection = builder()
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let watched = graceful.watch(connection);
+            let watcher = graceful.watcher();
+            let tls = self.tls.clone();
             tokio::spawn(async move {
-                if let Err(error) = watched.await {
+                let served = match tls {
+                    None => {
+                        let io = TokioIo::new(stream);
+                        let connection = builder()
+                            .serve_connection(io, service)
+                            .into_owned();
+                        watcher.watch(connection).await
+                    }
+                    Some(tls) => {
+                        // The handshake runs on the connection's own task,
+                        // bounded, so a slow client holds up nobody.
+                        let handshake = tokio::time::timeout(
+                            HANDSHAKE_TIMEOUT,
+                            tls.accept(stream),
+                        );
+                        let stream = match handshake.await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%error, %remote, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%remote, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let io = TokioIo::new(stream);
+                        let connection = builder()
+                            .serve_connection(io, service)
+                            .into_owned();
+                        watcher.watch(connection).await
+                    }
+                };
+                if let Err(error) = served {
                     tracing::debug!(%error, %remote, "connection ended with an error");
                 }
             });

@@ -291,3 +291,18 @@ fn explain_reads_the_token_from_stdin() {
     );
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[test]
+fn check_names_an_unreadable_tls_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server =
+        "tls_cert_file = \"missing.pem\"\ntls_key_file = \"missing.key\"";
+    let config = write_config(dir.path(), server, "");
+    let output = cancelguard(&["check", "--config", &config]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("missing.pem"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -19,6 +19,7 @@ use http::Uri;
 use jsonwebtoken::Algorithm;
 
 use crate::policy::{Mode, Policy};
+use crate::tls::TlsFiles;
 pub use audit::{AuditConfig, SyncMode};
 use raw::RawConfig;
 
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Largest `$batch` body read for inspection.
     pub max_batch_bytes: usize,
+    /// TLS on `listen`, when set.
+    pub tls: Option<TlsFiles>,
 }
 
 /// `[upstream]`, checked.
@@ -206,7 +209,28 @@ impl Config {
                 &raw.server.shutdown_grace,
             )?,
             max_batch_bytes: raw.server.max_batch_bytes,
+            tls: match (&raw.server.tls_cert_file, &raw.server.tls_key_file) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: resolve(cert),
+                    key: resolve(key),
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err((
+                        "server",
+                        "set both tls_cert_file and tls_key_file, or neither"
+                            .into(),
+                    ));
+                }
+            },
         };
+        if server.tls.is_none() && !server.listen.ip().is_loopback() {
+            warnings.push(format!(
+                "server.listen {} is not loopback and TLS is off: bearer \
+                 tokens cross the network in clear",
+                server.listen
+            ));
+        }
         if server.max_batch_bytes == 0 {
             return Err(("server.max_batch_bytes", "must be above 0".into()));
         }

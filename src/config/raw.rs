@@ -27,6 +27,8 @@ pub struct RawServer {
     pub admin_listen: String,
     pub shutdown_grace: String,
     pub max_batch_bytes: usize,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }
 
 impl Default for RawServer {
@@ -36,6 +38,8 @@ impl Default for RawServer {
             admin_listen: "127.0.0.1:9090".into(),
             shutdown_grace: "20s".into(),
             max_batch_bytes: 1024 * 1024,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

@@ -156,6 +156,27 @@ fn bad_values_name_their_key() {
 }
 
 #[test]
+fn listener_tls_needs_both_files_and_plain_http_off_loopback_warns() {
+    let mut raw = minimal();
+    raw.server.tls_cert_file = Some("cert.pem".into());
+    assert_eq!(error_key(raw), "server");
+
+    let mut raw = minimal();
+    raw.server.listen = "0.0.0.0:8443".into();
+    let config = Config::from_raw(raw, Path::new(".")).expect("valid");
+    assert!(config.warnings.iter().any(|w| w.contains("in clear")));
+
+    let mut raw = minimal();
+    raw.server.listen = "0.0.0.0:8443".into();
+    raw.server.tls_cert_file = Some("cert.pem".into());
+    raw.server.tls_key_file = Some("key.pem".into());
+    let config = Config::from_raw(raw, Path::new("/etc/cg")).expect("valid");
+    assert!(config.warnings.iter().all(|w| !w.contains("in clear")));
+    let tls = config.server.tls.expect("tls");
+    assert_eq!(tls.cert, Path::new("/etc/cg/cert.pem"));
+}
+
+#[test]
 fn same_fixed_port_for_both_listeners_is_refused() {
     let mut raw = minimal();
     raw.server.admin_listen = raw.server.listen.clone();

@@ -268,6 +268,8 @@ pub struct Setup {
     pub auth_extra: String,
     /// `policy.mode`.
     pub policy_mode: &'static str,
+    /// More lines for the `[server]` section.
+    pub server_extra: String,
     pub forward_other_routes: bool,
     pub max_batch_bytes: usize,
 }
@@ -284,6 +286,7 @@ impl Default for Setup {
             jwks: None,
             auth_extra: String::new(),
             policy_mode: "enforce",
+            server_extra: String::new(),
             forward_other_routes: false,
             max_batch_bytes: 1024 * 1024,
         }
@@ -350,6 +353,7 @@ listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 shutdown_grace = "2s"
 max_batch_bytes = {max_batch}
+{server_extra}
 
 [upstream]
 url = "{upstream}"
@@ -398,6 +402,7 @@ replica = "{REPLICA}"
             },
             auth_extra = setup.auth_extra,
             policy_mode = setup.policy_mode,
+            server_extra = setup.server_extra,
             audit = configured.display(),
         );
         let config_path = dir.path().join("proxy.toml");

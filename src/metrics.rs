@@ -65,18 +65,15 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric under the `cancelguard_` prefix.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("cancelguard");
-        let responses = Family::<ResponseLabels, Counter>::default();
-        let decisions = Family::<DecisionLabels, Counter>::default();
         // Graph usually answers within a second; the tail shows timeouts.
-        let upstream_seconds = Histogram::new([
+        let buckets = [
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-        ]);
+        ];
         let metrics = Self {
             registry: Registry::default(),
-            responses: responses.clone(),
-            decisions: decisions.clone(),
-            upstream_seconds: upstream_seconds.clone(),
+            responses: Family::default(),
+            decisions: Family::default(),
+            upstream_seconds: Histogram::new(buckets),
             keys_loaded: Gauge::default(),
             keys_stale: Gauge::default(),
             signature_checks: Counter::default(),
@@ -86,61 +83,70 @@ impl Metrics {
             audit_write_failures: Counter::default(),
             draining: Gauge::default(),
         };
+
+        // Registered handles share their values with the fields above.
+        let mut registry = Registry::with_prefix("cancelguard");
         registry.register(
             "responses",
             "Responses sent, by route kind and status",
-            responses,
+            metrics.responses.clone(),
         );
         registry.register(
             "decisions",
             "cancelAll decisions recorded, by decision and reason",
-            decisions,
+            metrics.decisions.clone(),
         );
         registry.register(
             "upstream_duration_seconds",
             "Time Graph took to answer forwarded cancelAll calls",
-            upstream_seconds,
+            metrics.upstream_seconds.clone(),
         );
-        registry.register(
-            "signing_keys_loaded",
-            "1 once signing keys have loaded",
-            metrics.keys_loaded.clone(),
-        );
-        registry.register(
-            "signing_keys_stale",
-            "1 while the last key refresh failed",
-            metrics.keys_stale.clone(),
-        );
-        registry.register(
-            "token_signature_checks",
-            "Token signatures checked (cache hits skip the check)",
-            metrics.signature_checks.clone(),
-        );
-        registry.register(
-            "token_cache_entries",
-            "Verified tokens remembered",
-            metrics.cached_tokens.clone(),
-        );
-        registry.register(
-            "audit_writable",
-            "1 while the audit trail accepts records",
-            metrics.audit_healthy.clone(),
-        );
-        registry.register(
-            "audit_fsyncs",
-            "fsyncs of the audit trail (group commit shares one per batch)",
-            metrics.audit_syncs.clone(),
-        );
-        registry.register(
-            "audit_write_failures",
-            "Audit records that could not be written; their calls got 503",
-            metrics.audit_write_failures.clone(),
-        );
-        registry.register(
-            "draining",
-            "1 once shutdown has begun",
-            metrics.draining.clone(),
-        );
+        let counters = [
+            (
+                "token_signature_checks",
+                "Token signatures checked (cache hits skip the check)",
+                &metrics.signature_checks,
+            ),
+            (
+                "audit_fsyncs",
+                "fsyncs of the audit trail (group commit shares one per batch)",
+                &metrics.audit_syncs,
+            ),
+            (
+                "audit_write_failures",
+                "Audit records that could not be written; their calls got 503",
+                &metrics.audit_write_failures,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        let gauges = [
+            (
+                "signing_keys_loaded",
+                "1 once signing keys have loaded",
+                &metrics.keys_loaded,
+            ),
+            (
+                "signing_keys_stale",
+                "1 while the last key refresh failed",
+                &metrics.keys_stale,
+            ),
+            (
+                "token_cache_entries",
+                "Verified tokens remembered",
+                &metrics.cached_tokens,
+            ),
+            (
+                "audit_writable",
+                "1 while the audit trail accepts records",
+                &metrics.audit_healthy,
+            ),
+            ("draining", "1 once shutdown has begun", &metrics.draining),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
         Self {
             registry,
             ..metrics

@@ -77,11 +77,9 @@ impl Reloader {
 
         let settings = key_settings(&config.auth);
         let new_keys = if settings != self.key_settings {
-            let keys = Arc::new(KeyStore::new(
-                config.auth.keys.clone(),
+            let keys = Arc::new(KeyStore::from_config(
+                &config.auth,
                 self.client.clone(),
-                config.auth.jwks_timeout,
-                config.auth.jwks_min_refetch,
             ));
             keys.load().await?;
             Some(keys)

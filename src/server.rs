@@ -70,12 +70,8 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         let client =
             build_client(&config.upstream).context("upstream client")?;
-        let keys = Arc::new(KeyStore::new(
-            config.auth.keys.clone(),
-            client.clone(),
-            config.auth.jwks_timeout,
-            config.auth.jwks_min_refetch,
-        ));
+        let keys =
+            Arc::new(KeyStore::from_config(&config.auth, client.clone()));
         match (&config.auth.keys, keys.load().await) {
             (_, Ok(count)) => {
                 tracing::info!(keys = count, "signing keys loaded")

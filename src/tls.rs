@@ -30,15 +30,19 @@ pub enum TlsError {
 /// Builds the acceptor: HTTP/2 and HTTP/1.1 offered by ALPN, TLS 1.2 and
 /// 1.3 only.
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
-    let certs = certificates(&files.cert)?;
+    let certs = pem_certificates(&files.cert).map_err(|reason| {
+        TlsError::Certificates {
+            path: files.cert.display().to_string(),
+            reason,
+        }
+    })?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
         TlsError::Key {
             path: files.key.display().to_string(),
             reason: e.to_string(),
         }
     })?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Mismatch(e.to_string()))?
         .with_no_client_auth()
@@ -48,17 +52,23 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let fail = |reason: String| TlsError::Certificates {
-        path: path.display().to_string(),
-        reason,
-    };
+/// The crypto provider of every TLS session cancelguard makes: the one
+/// that also backs token verification and hashing.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Every certificate in a PEM file; a file with none is an error, since
+/// it is surely not the file that was meant.
+pub fn pem_certificates(
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     if certs.is_empty() {
-        return Err(fail("no PEM certificate in the file".into()));
+        return Err("no PEM certificate in the file".into());
     }
     Ok(certs)
 }

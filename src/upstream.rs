@@ -5,7 +5,6 @@
 //! `client-request-id` is passed on so that Graph's logs and the audit trail
 //! can be joined.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,8 +17,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
 use crate::config::UpstreamConfig;
 
@@ -91,24 +88,17 @@ pub fn build_client(
             path: path.display().to_string(),
             reason,
         };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| fail(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| fail(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(fail("holds no PEM certificate".into()));
-        }
-        for cert in certs {
+        for cert in crate::tls::pem_certificates(path).map_err(fail)? {
             roots.add(cert).map_err(|e| fail(e.to_string()))?;
         }
     }
 
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls =
+        rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
 
     let mut http = HttpConnector::new();
     http.enforce_http(false);

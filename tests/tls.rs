@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
@@ -50,7 +48,7 @@ async fn callers_reach_the_proxy_over_tls() {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca).expect("root");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = cancelguard::tls::provider();
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")

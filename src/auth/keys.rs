@@ -22,7 +22,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::config::KeySource;
+use crate::config::{AuthConfig, KeySource};
 use crate::upstream::{HttpClient, empty_body};
 
 /// Largest key or discovery document accepted; Entra's are a few KiB.
@@ -182,6 +182,16 @@ impl KeyStore {
             last_refetch: Mutex::new(None),
             stale: AtomicBool::new(false),
         }
+    }
+
+    /// A store for the `[auth]` key settings, with no keys yet.
+    pub fn from_config(config: &AuthConfig, client: HttpClient) -> Self {
+        Self::new(
+            config.keys.clone(),
+            client,
+            config.jwks_timeout,
+            config.jwks_min_refetch,
+        )
     }
 
     /// The current keys, or `None` before the first successful load.

@@ -125,12 +125,7 @@ async fn evaluate(
     line("shape: POST, no body, no query".into());
 
     let client = build_client(&config.upstream)?;
-    let keys = Arc::new(KeyStore::new(
-        config.auth.keys.clone(),
-        client,
-        config.auth.jwks_timeout,
-        config.auth.jwks_min_refetch,
-    ));
+    let keys = Arc::new(KeyStore::from_config(&config.auth, client));
     keys.load().await?;
     let verifier = Verifier::new(&config.auth, keys);
     let mut bearer = HeaderMap::new();

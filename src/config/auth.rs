@@ -6,7 +6,7 @@ use http::Uri;
 use jsonwebtoken::Algorithm;
 
 use super::raw::RawAuth;
-use super::{AuthConfig, KeySource, MAX_LEEWAY, duration};
+use super::{AuthConfig, KeySource, MAX_LEEWAY, duration, https_url};
 
 pub(super) fn check_auth(
     raw: &RawAuth,
@@ -17,9 +17,9 @@ pub(super) fn check_auth(
         match (&raw.jwks_file, &raw.jwks_url, &raw.openid_configuration_url) {
             (Some(file), None, None) => KeySource::File(base.join(file)),
             (None, Some(url), None) => {
-                KeySource::Url(fetch_url("auth.jwks_url", url, warnings)?)
+                KeySource::Url(key_url("auth.jwks_url", url, warnings)?)
             }
-            (None, None, Some(url)) => KeySource::Discovery(fetch_url(
+            (None, None, Some(url)) => KeySource::Discovery(key_url(
                 "auth.openid_configuration_url",
                 url,
                 warnings,
@@ -112,23 +112,11 @@ pub(super) fn check_auth(
     })
 }
 
-/// Checks a URL keys are fetched from: https, or http with a warning.
-fn fetch_url(
+/// A URL keys are fetched from.
+fn key_url(
     key: &'static str,
     url: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Uri, (&'static str, String)> {
-    let uri: Uri = url.parse().map_err(|e| (key, format!("not a URL: {e}")))?;
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") => warnings.push(format!(
-            "{key} {uri} is plain http: keys could be swapped in transit; \
-             use it only for loopback stand-ins"
-        )),
-        _ => return Err((key, "must start with https://".into())),
-    }
-    if uri.authority().is_none() {
-        return Err((key, "must name a host".into()));
-    }
-    Ok(uri)
+    https_url(key, url, "keys could be swapped in transit", warnings)
 }

@@ -310,23 +310,12 @@ fn check_upstream(
     raw: &raw::RawUpstream,
     warnings: &mut Vec<String>,
 ) -> Result<UpstreamConfig, (&'static str, String)> {
-    let url: Uri = raw
-        .url
-        .parse()
-        .map_err(|e| ("upstream.url", format!("not a URL: {e}")))?;
-    match url.scheme_str() {
-        Some("https") => {}
-        Some("http") => warnings.push(format!(
-            "upstream.url {url} is plain http: tokens cross the wire \
-             unencrypted; use it only for loopback stand-ins"
-        )),
-        _ => {
-            return Err(("upstream.url", "must start with https://".into()));
-        }
-    }
-    if url.authority().is_none() {
-        return Err(("upstream.url", "must name a host".into()));
-    }
+    let url = https_url(
+        "upstream.url",
+        &raw.url,
+        "tokens cross the wire unencrypted",
+        warnings,
+    )?;
     if !matches!(url.path(), "" | "/") || url.query().is_some() {
         return Err((
             "upstream.url",
@@ -352,6 +341,29 @@ fn check_upstream(
         ca_file: None,
         forward_other_routes: raw.forward_other_routes,
     })
+}
+
+/// Checks a URL the proxy connects to: https, or plain http with a
+/// warning that says what is at `risk`, for loopback stand-ins.
+fn https_url(
+    key: &'static str,
+    url: &str,
+    risk: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Uri, (&'static str, String)> {
+    let uri: Uri = url.parse().map_err(|e| (key, format!("not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") => warnings.push(format!(
+            "{key} {uri} is plain http: {risk}; use it only for loopback \
+             stand-ins"
+        )),
+        _ => return Err((key, "must start with https://".into())),
+    }
+    if uri.authority().is_none() {
+        return Err((key, "must name a host".into()));
+    }
+    Ok(uri)
 }
 
 fn key_prefix(key: &str) -> String {

@@ -9,10 +9,9 @@ mod other;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use arc_swap::ArcSwap;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response};
 use hyper::body::{Body as _, Incoming};
 use tracing::Instrument;
@@ -268,8 +267,9 @@ impl Proxy {
                 &call.client_request_id,
             )
             .await;
-        self.metrics.upstream(started.elapsed());
-        let elapsed = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        self.metrics.upstream(took);
+        let elapsed = took.as_millis() as u64;
 
         let mut outcome = Record::new(Event::Outcome, call.audit_id.clone());
         outcome.client_request_id = Some(call.client_request_id.clone());

@@ -54,25 +54,28 @@ impl Proxy {
         }
         let mut record = self.record(call, &request, Event::Decision);
         record.decision = Some(Effect::Deny.as_str());
-        if let Ok(token) = auth::bearer_token(request.headers()) {
-            record.unverified =
-                auth::unverified_claims(token).map(|c| super::caller(&c, None));
-        }
 
         let (parts, body) = request.into_parts();
-        let checked =
-            match read_limited(body, self.routing.max_batch_bytes).await {
-                Ok(bytes) if parts.method == http::Method::POST => {
+        let checked = if parts.method != http::Method::POST {
+            Err(BatchError::NotPost)
+        } else {
+            read_limited(body, self.routing.max_batch_bytes)
+                .await
+                .and_then(|bytes| {
                     batch::inspect(&bytes, version).map(|()| bytes)
-                }
-                Ok(_) => Err(BatchError::NotPost),
-                Err(error) => Err(error),
-            };
+                })
+        };
         let bytes = match checked {
             Ok(bytes) => bytes,
             Err(error) => {
                 if let BatchError::CancelAll { request_id } = &error {
                     record.target = Some(request_id.clone());
+                }
+                // Read only for a refusal's record; a clean batch's token
+                // is Graph's to check.
+                if let Ok(token) = auth::bearer_token(&parts.headers) {
+                    record.unverified = auth::unverified_claims(token)
+                        .map(|c| super::caller(&c, None));
                 }
                 return self.finish(call, record, error.into()).await;
             }

@@ -240,7 +240,7 @@ fn test_tls() -> (String, rustls::ServerConfig) {
     let key =
         rustls_pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
             .expect("leaf key DER");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = cancelguard::tls::provider();
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")

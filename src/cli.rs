@@ -135,18 +135,25 @@ fn check(path: &Path) -> ExitCode {
     } else {
         config.auth.tenants.join(", ")
     };
-    println!("{}: ok", path.display());
+    let mut summary = String::new();
+    macro_rules! line {
+        ($($arg:tt)*) => {{
+            summary.push_str(&format!($($arg)*));
+            summary.push('\n');
+        }};
+    }
+    line!("{}: ok", path.display());
     let tls = if config.server.tls.is_some() {
         "TLS"
     } else {
         "plain HTTP"
     };
-    println!("  listen        {} ({tls})", config.server.listen);
-    println!("  admin         {}", config.server.admin_listen);
-    println!("  upstream      {}", config.upstream.url);
-    println!("  keys          {keys}");
-    println!("  tenants       {tenants}");
-    println!(
+    line!("  listen        {} ({tls})", config.server.listen);
+    line!("  admin         {}", config.server.admin_listen);
+    line!("  upstream      {}", config.upstream.url);
+    line!("  keys          {keys}");
+    line!("  tenants       {tenants}");
+    line!(
         "  policy        {} rules, {}",
         config.policy.len(),
         config.policy.mode().as_str()
@@ -156,7 +163,7 @@ fn check(path: &Path) -> ExitCode {
         0 => "never rotated".to_string(),
         bytes => format!("rotated at {bytes} bytes"),
     };
-    println!(
+    line!(
         "  audit         {} (sync {}, {}, {})",
         audit.active_path().display(),
         audit.sync.as_str(),
@@ -164,8 +171,9 @@ fn check(path: &Path) -> ExitCode {
         rotation,
     );
     for warning in &config.warnings {
-        println!("warning: {warning}");
+        line!("warning: {warning}");
     }
+    say(&summary);
     ExitCode::SUCCESS
 }
 
@@ -208,6 +216,14 @@ fn init_logging(level: &str, json: bool) -> WorkerGuard {
         builder.init();
     }
     guard
+}
+
+/// Writes to stdout, ignoring a reader that went away (`check | head`):
+/// a closed pipe is no reason to panic.
+pub(crate) fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

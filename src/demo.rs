@@ -158,7 +158,10 @@ pub async fn run() -> anyhow::Result<()> {
     print_instructions(&dir, &audit_file, listen, admin, &alice, &bob);
 
     server.serve(shutdown_signal()).await?;
-    println!("\ndemo stopped; its files stay in {}", dir.display());
+    crate::cli::say(&format!(
+        "\ndemo stopped; its files stay in {}\n",
+        dir.display()
+    ));
     Ok(())
 }
 
@@ -212,7 +215,7 @@ fn print_instructions(
         "http://{listen}/beta/identityGovernance/permissionsManagement/\
          scheduledPermissionsRequests/7c1f0c2e-5b8a-4d5e-9f00-demo00000001/cancelAll"
     );
-    println!(
+    crate::cli::say(&format!(
         r#"
 cancelguard demo is running (files in {dir}).
 
@@ -235,7 +238,7 @@ Press Ctrl-C to stop.
         dir = dir.display(),
         audit = audit.display(),
         folder = audit.parent().unwrap_or(dir).display(),
-    );
+    ));
 }
 
 /// `preferred` if it is free on loopback, else any free port.
@@ -270,7 +273,10 @@ fn stand_in_answer(request: &Request<Incoming>) -> Response<Body> {
             "/beta/identityGovernance/permissionsManagement/scheduledPermissionsRequests/",
         )
         && path.ends_with("/cancelAll");
-    println!("stand-in Graph received {} {path}", request.method());
+    crate::cli::say(&format!(
+        "stand-in Graph received {} {path}\n",
+        request.method()
+    ));
     let mut response = Response::new(empty_body());
     *response.status_mut() = if is_cancel {
         StatusCode::NO_CONTENT

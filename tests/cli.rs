@@ -306,3 +306,19 @@ fn check_names_an_unreadable_tls_file() {
         stderr(&output)
     );
 }
+
+#[test]
+fn output_to_a_closed_pipe_is_not_a_crash() {
+    // As in `cancelguard check | head -0`: the reader is gone before the
+    // first line is written.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml");
+    let output = Command::new(BIN)
+        .args(["check", "--config", shipped])
+        .stdout(writer)
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}

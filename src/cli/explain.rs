@@ -49,7 +49,7 @@ pub(super) fn run(call: Call<'_>) -> ExitCode {
     };
     match runtime.block_on(evaluate(&config, &method, &uri, &token)) {
         Ok(verdict) => {
-            println!("{}", verdict.text);
+            super::say(&format!("{}\n", verdict.text));
             if verdict.forwarded {
                 ExitCode::SUCCESS
             } else {
